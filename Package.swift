@@ -1,0 +1,34 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+let package = Package(
+    name: "SessionStore",
+    platforms: [.macOS(.v15)],
+    products: [
+        .library(name: "SessionStore", targets: ["SessionStore"]),
+        .library(name: "CBORCoding", targets: ["CBORCoding"]),
+    ],
+    targets: [
+        // C layer: LMDB from the system package, nothing vendored.
+        .systemLibrary(
+            name: "CLMDB",
+            path: "Sources/CLMDB",
+            pkgConfig: "lmdb",
+            providers: [.apt(["liblmdb-dev"]), .brew(["lmdb"])]
+        ),
+        // Coding: the CBOR (RFC 8949) Codable encoder and decoder.
+        .target(name: "CBORCoding", path: "Sources/CBORCoding"),
+        // The store: LMDB layer, records, cache, writer and the public API.
+        .target(name: "SessionStore", dependencies: ["CLMDB", "CBORCoding"]),
+
+        .executableTarget(
+            name: "sessionstore-demo",
+            dependencies: ["SessionStore"],
+            path: "Tools/Demo"
+        ),
+
+        .testTarget(name: "CBORCodingTests", dependencies: ["CBORCoding"]),
+        .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
