@@ -26,9 +26,15 @@ let package = Package(
             dependencies: ["SessionStore"],
             path: "Tools/Demo"
         ),
+        // A second process for the tests (restart, other-process writes, crashes).
+        .executableTarget(
+            name: "sessionstore-child",
+            dependencies: ["SessionStore"],
+            path: "Tools/TestChild"
+        ),
 
         .testTarget(name: "CBORCodingTests", dependencies: ["CBORCoding"]),
-        .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore"]),
+        .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "sessionstore-child"]),
     ],
     swiftLanguageModes: [.v6]
 )

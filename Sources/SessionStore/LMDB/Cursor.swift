@@ -1,0 +1,72 @@
+import CLMDB
+
+/// A cursor over one database, valid only inside ``Transaction/withCursor(_:_:)``.
+struct Cursor {
+    let handle: OpaquePointer
+
+    /// One key/value pair under the cursor; both buffers live in LMDB's map.
+    typealias Entry = (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
+
+    private func move(_ op: MDB_cursor_op, to key: [UInt8]? = nil) throws(LMDBError) -> Entry? {
+        var keyValue = MDB_val()
+        var data = MDB_val()
+        let rc: Int32
+        if let key {
+            rc = key.withUnsafeBytes { bytes in
+                keyValue = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+                return mdb_cursor_get(handle, &keyValue, &data, op)
+            }
+        } else {
+            rc = mdb_cursor_get(handle, &keyValue, &data, op)
+        }
+        if rc == LMDBError.notFound { return nil }
+        try LMDBError.check(rc, "mdb_cursor_get")
+        return (UnsafeRawBufferPointer(start: keyValue.mv_data, count: keyValue.mv_size),
+                UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size))
+    }
+
+    /// Positions at the first key greater than or equal to `key`.
+    mutating func seek(atLeast key: [UInt8]) throws(LMDBError) -> Entry? {
+        try move(MDB_SET_RANGE, to: key)
+    }
+
+    /// Positions at the first key of the database.
+    mutating func first() throws(LMDBError) -> Entry? {
+        try move(MDB_FIRST)
+    }
+
+    /// Moves to the next key.
+    mutating func next() throws(LMDBError) -> Entry? {
+        try move(MDB_NEXT)
+    }
+
+    /// Deletes the pair under the cursor; the cursor then stands on the following pair.
+    mutating func deleteCurrent() throws(LMDBError) {
+        try LMDBError.check(mdb_cursor_del(handle, 0), "mdb_cursor_del")
+    }
+
+    /// Visits every pair whose key starts with `prefix`, in key order.
+    ///
+    /// `body` returns whether to go on.
+    mutating func forEach(withPrefix prefix: [UInt8], _ body: (Entry) throws -> Bool) throws {
+        var entry = try seek(atLeast: prefix)
+        while let current = entry, current.key.starts(with: prefix) {
+            guard try body(current) else { return }
+            entry = try next()
+        }
+    }
+
+    /// Deletes every pair whose key starts with `prefix` and returns how many there were.
+    mutating func deleteAll(withPrefix prefix: [UInt8]) throws(LMDBError) -> Int {
+        var count = 0
+        var entry = try seek(atLeast: prefix)
+        while let current = entry, current.key.starts(with: prefix) {
+            try deleteCurrent()
+            count += 1
+            // Seek again rather than rely on where mdb_cursor_del leaves the cursor,
+            // which differs between LMDB versions at page boundaries.
+            entry = try seek(atLeast: prefix)
+        }
+        return count
+    }
+}

@@ -1,0 +1,242 @@
+import CLMDB
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An open LMDB environment: the data and lock files of one store directory.
+///
+/// All `mdb_env_*` and transaction-begin calls of the package live here and in
+/// `Transaction.swift` and `Cursor.swift`; their results pass through
+/// ``LMDBError/check(_:_:)``. Transactions exist only inside the closures of
+/// ``read(_:)`` and ``write(_:)``, which commit on return and abort on throw.
+///
+/// The map size can change only while no transaction of this process is active, so every
+/// transaction runs with `gate` held shared and ``grow(ceiling:)`` /
+/// ``adoptResize()`` take it exclusively.
+// @unchecked Sendable: the environment handle is safe to share between threads under
+// MDB_NOTLS; mutable state (`mapSize`, `isClosed`) is guarded by `gate` (exclusive to
+// change, shared to read) and the reserved reader by its own Mutex.
+final class Environment: @unchecked Sendable {
+    /// Options for ``init(path:options:)``.
+    struct Options {
+        var mapSize: Int
+        var maxReaders: UInt32 = 4096
+        var maxDatabases: UInt32 = 8
+        /// Opens with `MDB_NOSYNC`: commits do not sync; call ``sync()`` periodically.
+        var noSync = false
+        /// Mode for the data and lock files.
+        var fileMode: mode_t = 0o600
+    }
+
+    private let handle: OpaquePointer
+    let path: String
+    private let gate = ReadWriteGate()
+    private var isClosed = false
+    private(set) var mapSize: Int
+    /// How many read transactions ``read(_:)`` began (tests use it to see cache hits).
+    private let readCount = Atomic<Int>(0)
+    /// A read transaction kept reset between uses, renewed to learn the newest snapshot id.
+    private let reservedReader: Mutex<ReservedReader>
+
+    /// The reserved read transaction's handle.
+    // @unchecked Sendable: the handle is used only while the Mutex holding it is locked,
+    // and LMDB's MDB_NOTLS lets a read transaction move between threads.
+    private struct ReservedReader: @unchecked Sendable {
+        var txn: OpaquePointer?
+    }
+
+    /// Opens (creating when missing) the environment in the existing directory `path`.
+    ///
+    /// - Throws: ``LMDBError`` with the code of the failing call (for example `EACCES`).
+    init(path: String, options: Options) throws(LMDBError) {
+        var env: OpaquePointer?
+        try LMDBError.check(mdb_env_create(&env), "mdb_env_create")
+        guard let env else { throw LMDBError(code: ENOMEM, function: "mdb_env_create") }
+        do {
+            try LMDBError.check(mdb_env_set_maxreaders(env, options.maxReaders), "mdb_env_set_maxreaders")
+            try LMDBError.check(mdb_env_set_maxdbs(env, options.maxDatabases), "mdb_env_set_maxdbs")
+            try LMDBError.check(mdb_env_set_mapsize(env, options.mapSize), "mdb_env_set_mapsize")
+            var flags = UInt32(MDB_NOTLS)
+            if options.noSync { flags |= UInt32(MDB_NOSYNC) }
+            try LMDBError.check(mdb_env_open(env, path, flags, options.fileMode), "mdb_env_open")
+            var dead: Int32 = 0
+            try LMDBError.check(mdb_reader_check(env, &dead), "mdb_reader_check")
+            var info = MDB_envinfo()
+            try LMDBError.check(mdb_env_info(env, &info), "mdb_env_info")
+            mapSize = max(info.me_mapsize, options.mapSize)
+            var reader: OpaquePointer?
+            try LMDBError.check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &reader), "mdb_txn_begin")
+            mdb_txn_reset(reader)
+            reservedReader = Mutex(ReservedReader(txn: reader))
+        } catch {
+            mdb_env_close(env)
+            throw error
+        }
+        handle = env
+        self.path = path
+    }
+
+    deinit {
+        close()
+    }
+
+    /// How many read transactions ``read(_:)`` has begun since open.
+    var readTransactions: Int { readCount.load(ordering: .relaxed) }
+
+    /// The largest key LMDB accepts in this environment (511 bytes with default builds).
+    var maxKeySize: Int { Int(mdb_env_get_maxkeysize(handle)) }
+
+    /// Closes the environment. Later transactions throw `EINVAL`. Idempotent.
+    func close() {
+        gate.withExclusive {
+            guard !isClosed else { return }
+            isClosed = true
+            reservedReader.withLock { reader in
+                if let txn = reader.txn { mdb_txn_abort(txn) }
+                reader.txn = nil
+            }
+            mdb_env_close(handle)
+        }
+    }
+
+    /// Flushes written data to disk (`mdb_env_sync` with force).
+    func sync() throws(LMDBError) {
+        try gate.withShared { () throws(LMDBError) in
+            guard !isClosed else { throw LMDBError(code: EINVAL, function: "mdb_env_sync") }
+            try LMDBError.check(mdb_env_sync(handle, 1), "mdb_env_sync")
+        }
+    }
+
+    /// Opens (creating) the named database `name` and returns its handle.
+    func openDatabase(_ name: String) throws -> MDB_dbi {
+        try write { txn in
+            var dbi: MDB_dbi = 0
+            try LMDBError.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open(\(name))")
+            return dbi
+        }
+    }
+
+    /// The id of the newest snapshot a new reader sees: the last commit visible to readers.
+    ///
+    /// Uses the reserved read transaction (`mdb_txn_renew`, `mdb_txn_id`, `mdb_txn_reset`),
+    /// which costs a few nanoseconds and, unlike `mdb_env_info`, never runs ahead of what
+    /// readers see.
+    func snapshotID() throws(LMDBError) -> Int {
+        while true {
+            let result: Result<Int, LMDBError> = gate.withShared {
+                guard !isClosed else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_renew")) }
+                return reservedReader.withLock { reader in
+                    guard let txn = reader.txn else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_renew")) }
+                    let rc = mdb_txn_renew(txn)
+                    if rc != 0 { return .failure(LMDBError(code: rc, function: "mdb_txn_renew")) }
+                    let id = Int(mdb_txn_id(txn))
+                    mdb_txn_reset(txn)
+                    return .success(id)
+                }
+            }
+            switch result {
+            case .success(let id): return id
+            case .failure(let error) where error.code == LMDBError.mapResized:
+                try adoptResize()
+            case .failure(let error): throw error
+            }
+        }
+    }
+
+    /// Runs `body` in a read-only transaction on the newest snapshot.
+    ///
+    /// The transaction and every buffer it returns are valid only inside `body`.
+    func read<R>(_ body: (Transaction) throws -> R) throws -> R {
+        while true {
+            let outcome: Result<R, LMDBError>? = try gate.withShared { () throws -> Result<R, LMDBError>? in
+                guard !isClosed else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_begin")) }
+                var txn: OpaquePointer?
+                let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+                if rc == LMDBError.mapResized { return nil }
+                if rc != 0 { return .failure(LMDBError(code: rc, function: "mdb_txn_begin(read)")) }
+                defer { mdb_txn_abort(txn) }
+                readCount.add(1, ordering: .relaxed)
+                return .success(try body(Transaction(handle: txn!)))
+            }
+            switch outcome {
+            case nil: try adoptResize()
+            case .success(let value)?: return value
+            case .failure(let error)?: throw error
+            }
+        }
+    }
+
+    /// Runs `body` in a write transaction; commits when it returns, aborts when it throws.
+    ///
+    /// Only one write transaction runs at a time (LMDB serialises writers with a lock in
+    /// the lock file). Callers that may hit `MDB_MAP_FULL` call ``grow(ceiling:)`` after
+    /// this returns the error, then retry.
+    func write<R>(_ body: (Transaction) throws -> R) throws -> R {
+        while true {
+            let outcome: Result<R, LMDBError>? = try gate.withShared { () throws -> Result<R, LMDBError>? in
+                guard !isClosed else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_begin")) }
+                var txn: OpaquePointer?
+                let rc = mdb_txn_begin(handle, nil, 0, &txn)
+                if rc == LMDBError.mapResized { return nil }
+                if rc != 0 { return .failure(LMDBError(code: rc, function: "mdb_txn_begin(write)")) }
+                let value: R
+                do {
+                    value = try body(Transaction(handle: txn!))
+                } catch {
+                    mdb_txn_abort(txn)
+                    throw error
+                }
+                let commit = mdb_txn_commit(txn)
+                if commit != 0 { return .failure(LMDBError(code: commit, function: "mdb_txn_commit")) }
+                return .success(value)
+            }
+            switch outcome {
+            case nil: try adoptResize()
+            case .success(let value)?: return value
+            case .failure(let error)?: throw error
+            }
+        }
+    }
+
+    /// Doubles the map size, up to `ceiling`. Returns false when the map is already at it.
+    ///
+    /// Waits until no transaction of this process is active, as `mdb_env_set_mapsize` requires.
+    func grow(ceiling: Int?) throws(LMDBError) -> Bool {
+        try gate.withExclusive { () throws(LMDBError) -> Bool in
+            guard !isClosed else { throw LMDBError(code: EINVAL, function: "mdb_env_set_mapsize") }
+            var info = MDB_envinfo()
+            try LMDBError.check(mdb_env_info(handle, &info), "mdb_env_info")
+            let current = max(info.me_mapsize, mapSize)
+            var target = current > Int.max / 2 ? Int.max : current * 2
+            if let ceiling { target = min(target, ceiling) }
+            guard target > current else { return false }
+            try LMDBError.check(mdb_env_set_mapsize(handle, target), "mdb_env_set_mapsize")
+            mapSize = target
+            return true
+        }
+    }
+
+    /// Adopts the map size another process set (after `MDB_MAP_RESIZED`).
+    func adoptResize() throws(LMDBError) {
+        try gate.withExclusive { () throws(LMDBError) in
+            guard !isClosed else { throw LMDBError(code: EINVAL, function: "mdb_env_set_mapsize") }
+            try LMDBError.check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize")
+            var info = MDB_envinfo()
+            try LMDBError.check(mdb_env_info(handle, &info), "mdb_env_info")
+            mapSize = info.me_mapsize
+        }
+    }
+
+    /// Page and tree statistics of the named database `dbi`.
+    func statistics(_ dbi: MDB_dbi) throws -> MDB_stat {
+        try read { txn in
+            var stat = MDB_stat()
+            try LMDBError.check(mdb_stat(txn.handle, dbi, &stat), "mdb_stat")
+            return stat
+        }
+    }
+}

@@ -1,0 +1,66 @@
+import CLMDB
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// A result code returned by an `mdb_*` call, with the name of the call that returned it.
+///
+/// Every LMDB call in the package passes its result through ``LMDBError/check(_:_:)``,
+/// the one place where C result codes become Swift errors. The named constants map to
+/// LMDB's `MDB_*` result codes; any other value is an `errno` from the operating system.
+struct LMDBError: Error, Equatable, CustomStringConvertible {
+    /// The raw result code (`MDB_*` or an `errno` value).
+    let code: Int32
+    /// The LMDB function that failed, for the error message.
+    let function: String
+
+    /// `MDB_KEYEXIST`: the key/data pair already exists (put with `MDB_NOOVERWRITE`).
+    static let keyExists: Int32 = MDB_KEYEXIST
+    /// `MDB_NOTFOUND`: no matching key or no more entries under the cursor.
+    static let notFound: Int32 = MDB_NOTFOUND
+    /// `MDB_CORRUPTED`: a page has the wrong type; the file is damaged.
+    static let corrupted: Int32 = MDB_CORRUPTED
+    /// `MDB_PANIC`: an earlier fatal error left the environment unusable until reopened.
+    static let panic: Int32 = MDB_PANIC
+    /// `MDB_VERSION_MISMATCH`: the files were written by an incompatible LMDB version.
+    static let versionMismatch: Int32 = MDB_VERSION_MISMATCH
+    /// `MDB_INVALID`: the file is not an LMDB data file.
+    static let invalid: Int32 = MDB_INVALID
+    /// `MDB_MAP_FULL`: the memory map (the file's size limit) is full.
+    static let mapFull: Int32 = MDB_MAP_FULL
+    /// `MDB_DBS_FULL`: more named databases than `mdb_env_set_maxdbs` allowed.
+    static let dbsFull: Int32 = MDB_DBS_FULL
+    /// `MDB_READERS_FULL`: every reader slot of the lock file is taken.
+    static let readersFull: Int32 = MDB_READERS_FULL
+    /// `MDB_TXN_FULL`: the transaction has too many dirty pages.
+    static let txnFull: Int32 = MDB_TXN_FULL
+    /// `MDB_MAP_RESIZED`: another process grew the map beyond this process's mapping.
+    static let mapResized: Int32 = MDB_MAP_RESIZED
+    /// `MDB_BAD_TXN`: the transaction had an error and must be aborted.
+    static let badTransaction: Int32 = MDB_BAD_TXN
+    /// `MDB_BAD_VALSIZE`: the key is empty or longer than the key limit, or a value too large.
+    static let badValueSize: Int32 = MDB_BAD_VALSIZE
+
+    /// Throws an ``LMDBError`` unless `result` is `MDB_SUCCESS` (0).
+    ///
+    /// - Parameters:
+    ///   - result: the value an `mdb_*` call returned.
+    ///   - function: the name of that call, for the message.
+    @inline(__always)
+    static func check(_ result: Int32, _ function: @autoclosure () -> String) throws(LMDBError) {
+        if result != 0 { throw LMDBError(code: result, function: function()) }
+    }
+
+    /// Whether the code is an operating-system I/O failure (as opposed to an LMDB condition).
+    var isIOFailure: Bool {
+        code == EIO || code == ENOSPC || code == EDQUOT || code == EFBIG || code == EROFS
+    }
+
+    var description: String {
+        let text = mdb_strerror(code).map { String(cString: $0) } ?? "unknown error"
+        return "\(function) failed: \(text) (\(code))"
+    }
+}

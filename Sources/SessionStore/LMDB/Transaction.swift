@@ -1,0 +1,61 @@
+import CLMDB
+
+/// A transaction handle, valid only inside ``Environment/read(_:)`` or ``Environment/write(_:)``.
+///
+/// Buffers returned by ``get(_:key:)`` point into LMDB's memory map and are valid only
+/// until the transaction ends; copy what must outlive it.
+struct Transaction {
+    let handle: OpaquePointer
+
+    /// The transaction's id: the snapshot id for readers, the id the commit will get for writers.
+    var id: Int { Int(mdb_txn_id(handle)) }
+
+    /// The value stored under `key`, or nil when there is none.
+    func get(_ dbi: MDB_dbi, key: [UInt8]) throws(LMDBError) -> UnsafeRawBufferPointer? {
+        var data = MDB_val()
+        let rc = key.withUnsafeBytes { bytes in
+            var keyValue = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+            return mdb_get(handle, dbi, &keyValue, &data)
+        }
+        if rc == LMDBError.notFound { return nil }
+        try LMDBError.check(rc, "mdb_get")
+        return UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)
+    }
+
+    /// Stores `value` under `key`. With `noOverwrite`, returns false and leaves an existing value.
+    @discardableResult
+    func put(_ dbi: MDB_dbi, key: [UInt8], value: [UInt8], noOverwrite: Bool = false) throws(LMDBError) -> Bool {
+        let flags: UInt32 = noOverwrite ? UInt32(MDB_NOOVERWRITE) : 0
+        let rc = key.withUnsafeBytes { keyBytes in
+            value.withUnsafeBytes { valueBytes in
+                var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+                var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+                return mdb_put(handle, dbi, &keyValue, &dataValue, flags)
+            }
+        }
+        if noOverwrite && rc == LMDBError.keyExists { return false }
+        try LMDBError.check(rc, "mdb_put")
+        return true
+    }
+
+    /// Deletes `key`. Returns false when it was not there.
+    @discardableResult
+    func delete(_ dbi: MDB_dbi, key: [UInt8]) throws(LMDBError) -> Bool {
+        let rc = key.withUnsafeBytes { bytes in
+            var keyValue = MDB_val(mv_size: bytes.count, mv_data: UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+            return mdb_del(handle, dbi, &keyValue, nil)
+        }
+        if rc == LMDBError.notFound { return false }
+        try LMDBError.check(rc, "mdb_del")
+        return true
+    }
+
+    /// Runs `body` with a cursor on `dbi`, closed when `body` returns.
+    func withCursor<R>(_ dbi: MDB_dbi, _ body: (inout Cursor) throws -> R) throws -> R {
+        var cursor: OpaquePointer?
+        try LMDBError.check(mdb_cursor_open(handle, dbi, &cursor), "mdb_cursor_open")
+        defer { mdb_cursor_close(cursor) }
+        var wrapped = Cursor(handle: cursor!)
+        return try body(&wrapped)
+    }
+}

@@ -1,0 +1,113 @@
+import CBORCoding
+
+/// The byte layout of record keys: `session/<sid>/<key>` and `instance/<sid>/<iid>/<key>`.
+///
+/// Ids are checked against a URL-safe alphabet without `/`, so an id can never end its
+/// own scope's prefix early and reach into another scope's key range: the prefix of
+/// session `a` (`session/a/`) is not a prefix of session `ab`'s or `a-b`'s. The user key
+/// follows as deterministic CBOR (RFC 8949 §4.2), so equal keys are equal bytes.
+enum KeyLayout {
+    /// The longest id accepted, in bytes.
+    static let maxIDLength = 128
+
+    static let sessionRoot = Array("session/".utf8)
+    static let instanceRoot = Array("instance/".utf8)
+
+    /// Checks `id` and returns its bytes, or throws `.invalidID` saying which rule failed.
+    static func validatedID(_ id: String, kind: String) throws(SessionStoreError) -> [UInt8] {
+        let bytes = Array(id.utf8)
+        func fail(_ reason: String) -> SessionStoreError {
+            let shown = bytes.count > 40 ? String(id.prefix(40)) + "…" : id
+            return SessionStoreError(.invalidID, "\(kind) id \(shown.debugDescription) is invalid: \(reason)")
+        }
+        if bytes.isEmpty { throw fail("it is empty") }
+        if bytes.count > maxIDLength { throw fail("it is \(bytes.count) bytes long; the limit is \(maxIDLength)") }
+        for byte in bytes where !isAllowed(byte) {
+            if byte == UInt8(ascii: "/") { throw fail("it contains '/'") }
+            if byte >= 0x80 { throw fail("it contains non-ASCII characters; use [A-Za-z0-9._~-]") }
+            throw fail("it contains the character \(String(UnicodeScalar(byte)).debugDescription); use [A-Za-z0-9._~-]")
+        }
+        if bytes == [0x2E] || containsDotDot(bytes) { throw fail("it is '.' or contains '..'") }
+        return bytes
+    }
+
+    private static func isAllowed(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"),
+             UInt8(ascii: "-"), UInt8(ascii: "_"), UInt8(ascii: "."), UInt8(ascii: "~"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    private static func containsDotDot(_ bytes: [UInt8]) -> Bool {
+        zip(bytes, bytes.dropFirst()).contains { $0 == 0x2E && $1 == 0x2E }
+    }
+
+    /// `session/<sid>/`
+    static func sessionPrefix(_ sid: [UInt8]) -> [UInt8] {
+        sessionRoot + sid + [UInt8(ascii: "/")]
+    }
+
+    /// `instance/<sid>/`: the prefix of every instance of one session.
+    static func instancesPrefix(_ sid: [UInt8]) -> [UInt8] {
+        instanceRoot + sid + [UInt8(ascii: "/")]
+    }
+
+    /// `instance/<sid>/<iid>/`
+    static func instancePrefix(_ sid: [UInt8], _ iid: [UInt8]) -> [UInt8] {
+        instancesPrefix(sid) + iid + [UInt8(ascii: "/")]
+    }
+
+    /// The full record key: `prefix` followed by `key` in deterministic CBOR.
+    ///
+    /// - Throws: `.encodingFailed` when the key does not encode, `.keyTooLong` when the
+    ///   result exceeds `limit` bytes.
+    static func recordKey<K: Encodable>(_ prefix: [UInt8], _ key: K, limit: Int) throws(SessionStoreError) -> [UInt8] {
+        var bytes = prefix
+        if let name = key as? String {
+            appendText(name, to: &bytes)
+        } else {
+            do {
+                var encoder = CBOREncoder()
+                encoder.deterministic = true
+                try encoder.encode(key, appendingTo: &bytes)
+            } catch {
+                throw SessionStoreError(.encodingFailed, "key \(String(describing: key)) does not encode: \(error)")
+            }
+        }
+        if bytes.count > limit {
+            throw SessionStoreError(.keyTooLong, "key \(String(describing: key).prefix(60).debugDescription) makes a record key of \(bytes.count) bytes with its scope prefix; LMDB's limit is \(limit) bytes")
+        }
+        return bytes
+    }
+
+    /// Appends `text` as a CBOR text string (major type 3, shortest length form).
+    static func appendText(_ text: String, to bytes: inout [UInt8]) {
+        var text = text
+        text.withUTF8 { utf8 in
+            appendHead(major: 3, utf8.count, to: &bytes)
+            bytes.append(contentsOf: utf8)
+        }
+    }
+
+    /// Appends a CBOR head with the shortest argument form.
+    static func appendHead(major: UInt8, _ argument: Int, to bytes: inout [UInt8]) {
+        let type = major << 5
+        let value = UInt64(argument)
+        switch value {
+        case 0..<24: bytes.append(type | UInt8(value))
+        case 24..<0x100: bytes.append(type | 24); bytes.append(UInt8(value))
+        case 0x100..<0x10000:
+            bytes.append(type | 25); bytes.append(UInt8(value >> 8)); bytes.append(UInt8(value & 0xFF))
+        case 0x10000..<0x1_0000_0000:
+            bytes.append(type | 26)
+            for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8((value >> UInt64(shift)) & 0xFF)) }
+        default:
+            bytes.append(type | 27)
+            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((value >> UInt64(shift)) & 0xFF)) }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import CBORCoding
+import Synchronization
+
+/// A stored record: one CBOR data item, `21331([version, typeName, value])`.
+///
+/// Tag 21331 (0x5353, "SS") marks a SessionStore record; inside is an array of the
+/// record format version (an unsigned integer), the Swift type name of the value (text,
+/// from `String(reflecting:)`, for type checks and the dump tool) and the value itself.
+/// Any CBOR decoder reads the whole record; unknown tags are allowed by RFC 8949.
+enum Record {
+    static let tag = 21331
+    /// The record format this version writes and the newest it reads.
+    static let formatVersion = 1
+
+    /// Encodes `value` as a record.
+    static func encode<V: Encodable>(_ value: V, encoder: CBOREncoder) throws(SessionStoreError) -> [UInt8] {
+        let typeName = TypeName.bytes(of: V.self)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(typeName.count + 32)
+        KeyLayout.appendHead(major: 6, tag, to: &bytes)
+        KeyLayout.appendHead(major: 4, 3, to: &bytes)
+        KeyLayout.appendHead(major: 0, formatVersion, to: &bytes)
+        KeyLayout.appendHead(major: 3, typeName.count, to: &bytes)
+        bytes.append(contentsOf: typeName)
+        do {
+            try encoder.encode(value, appendingTo: &bytes)
+        } catch {
+            throw SessionStoreError(.encodingFailed, "a value of type \(V.self) does not encode: \(error)")
+        }
+        return bytes
+    }
+
+    /// The parts of a stored record, pointing into the record's bytes.
+    struct Parts {
+        var version: Int
+        var typeName: UnsafeRawBufferPointer
+        var value: UnsafeRawBufferPointer
+
+        var typeNameString: String { String(decoding: typeName, as: UTF8.self) }
+    }
+
+    /// Splits a record into its header fields and value bytes.
+    ///
+    /// - Throws: `.corruptedRecord` when the bytes are not a record, `.newerFormat` when
+    ///   the version is newer than ``formatVersion``.
+    static func parse(_ bytes: UnsafeRawBufferPointer, key: @autoclosure () -> String) throws(SessionStoreError) -> Parts {
+        var offset = 0
+        func head() -> (major: UInt8, argument: Int)? {
+            guard offset < bytes.count else { return nil }
+            let initial = bytes[offset]
+            offset += 1
+            let info = initial & 0x1F
+            var argument: UInt64
+            switch info {
+            case 0..<24: argument = UInt64(info)
+            case 24...27:
+                let width = 1 << Int(info - 24)
+                guard bytes.count - offset >= width else { return nil }
+                argument = 0
+                for _ in 0..<width { argument = argument << 8 | UInt64(bytes[offset]); offset += 1 }
+            default: return nil
+            }
+            guard argument <= UInt64(Int.max) else { return nil }
+            return (initial >> 5, Int(argument))
+        }
+        func corrupted(_ what: String) -> SessionStoreError {
+            SessionStoreError(.corruptedRecord, "the record under key \(key()) is not a SessionStore record: \(what)")
+        }
+        guard let tagHead = head(), tagHead.major == 6, tagHead.argument == tag else { throw corrupted("missing tag \(tag)") }
+        guard let arrayHead = head(), arrayHead.major == 4, arrayHead.argument == 3 else { throw corrupted("expected an array of 3 items") }
+        guard let versionHead = head(), versionHead.major == 0 else { throw corrupted("missing format version") }
+        if versionHead.argument > formatVersion {
+            throw SessionStoreError(.newerFormat, "the record under key \(key()) has format version \(versionHead.argument); this SessionStore reads up to \(formatVersion). Upgrade SessionStore to read it")
+        }
+        guard let nameHead = head(), nameHead.major == 3, nameHead.argument <= bytes.count - offset else {
+            throw corrupted("missing type name")
+        }
+        let name = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + nameHead.argument])
+        offset += nameHead.argument
+        guard offset < bytes.count else { throw corrupted("missing value") }
+        return Parts(version: versionHead.argument, typeName: name,
+                     value: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
+    }
+
+    /// Decodes a record as a `V`.
+    ///
+    /// - Throws: `.typeMismatch` naming the key and both types when the record holds
+    ///   another type; `.corruptedRecord` when it does not decode.
+    static func decode<V: Decodable>(_ type: V.Type, from bytes: UnsafeRawBufferPointer, key: @autoclosure () -> String,
+                                     decoder: CBORDecoder) throws(SessionStoreError) -> V {
+        let parts = try parse(bytes, key: key())
+        let expected = TypeName.bytes(of: V.self)
+        guard parts.typeName.elementsEqual(expected) else {
+            throw SessionStoreError(.typeMismatch, "key \(key()) holds a value of type \(parts.typeNameString), not \(String(reflecting: V.self))")
+        }
+        do {
+            return try decoder.decode(V.self, from: parts.value)
+        } catch {
+            throw SessionStoreError(.corruptedRecord, "the value under key \(key()) (type \(parts.typeNameString)) does not decode: \(error)")
+        }
+    }
+}
+
+/// Type names as stored in records, computed once per type.
+enum TypeName {
+    private static let cache = Mutex<[ObjectIdentifier: [UInt8]]>([:])
+
+    /// The UTF-8 bytes of `String(reflecting: type)`.
+    static func bytes(of type: Any.Type) -> [UInt8] {
+        let id = ObjectIdentifier(type)
+        if let known = cache.withLock({ $0[id] }) { return known }
+        let name = Array(String(reflecting: type).utf8)
+        cache.withLock { $0[id] = name }
+        return name
+    }
+}

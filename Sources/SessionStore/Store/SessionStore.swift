@@ -1,0 +1,286 @@
+import CBORCoding
+import CLMDB
+import Foundation
+import Synchronization
+
+/// Persistent session and instance storage on LMDB.
+///
+/// Open one store per directory and share it; every call is safe from any thread or task.
+///
+/// ```swift
+/// let store = try SessionStore(path: "/var/lib/app/sessions")
+/// let session = try store.session(sessionID)
+/// try session.save(prefs, for: .prefs)
+/// let tab = try session.instance(tabID)
+/// let draft = try tab.load(Draft.self, for: "draft")
+/// ```
+///
+/// Opening a path that is already open in this process throws `.alreadyOpen`: LMDB must
+/// not map the same files twice in one process.
+public final class SessionStore: Sendable {
+    /// The store's directory, as given.
+    public let path: String
+    /// The configuration the store was opened with.
+    public let configuration: Configuration
+
+    let environment: Environment
+    let records: MDB_dbi
+    let metadata: MDB_dbi
+    let cache: ValueCache
+    let writer: Writer
+    let maxKeySize: Int
+    let encoder: CBOREncoder
+    let decoder: CBORDecoder
+    private let canonicalPath: String
+    private let closed = Atomic<Bool>(false)
+    /// Record keys whose `loadOrInit` value is being built, so concurrent callers wait for one build.
+    let builds = ConditionLock<Set<[UInt8]>>([])
+
+    /// Paths open in this process.
+    private static let openPaths = Mutex<Set<String>>([])
+
+    /// Opens the store at `path`, creating the directory (mode 0700) and files (0600) when missing.
+    ///
+    /// - Throws: `SessionStoreError` with `.invalidPath` (a file, or a missing parent),
+    ///   `.permissionDenied`, `.alreadyOpen`, `.newerFormat`, `.invalidConfiguration`.
+    public init(path: String, configuration: Configuration = .init()) throws {
+        try configuration.validate()
+        self.path = path
+        self.configuration = configuration
+        let canonical = try Self.prepareDirectory(path)
+        canonicalPath = canonical
+        let registered = Self.openPaths.withLock { $0.insert(canonical).inserted }
+        guard registered else {
+            throw SessionStoreError(.alreadyOpen, "the store at \(path) is already open in this process; share that SessionStore instead of opening it twice")
+        }
+        do {
+            var options = Environment.Options(mapSize: configuration.mapSize)
+            if case .relaxed = configuration.durability { options.noSync = true }
+            do {
+                environment = try Environment(path: canonical, options: options)
+            } catch {
+                throw SessionStoreError(error, while: "opening the store at \(path)")
+            }
+            for file in ["data.mdb", "lock.mdb"] {
+                _ = chmod(canonical + "/" + file, 0o600)
+            }
+            do {
+                records = try environment.openDatabase("records")
+                metadata = try environment.openDatabase("meta")
+            } catch let error as LMDBError {
+                environment.close()
+                throw SessionStoreError(error, while: "opening the store's databases at \(path)")
+            }
+            maxKeySize = environment.maxKeySize
+            var keyEncoder = CBOREncoder()
+            keyEncoder.deterministic = true
+            encoder = CBOREncoder()
+            decoder = CBORDecoder()
+            cache = ValueCache(capacity: configuration.cacheCapacity)
+            do {
+                try Self.checkFormat(environment, metadata, path: path)
+            } catch {
+                environment.close()
+                throw error
+            }
+            var syncInterval: Duration?
+            if case .relaxed(let interval) = configuration.durability { syncInterval = interval }
+            writer = Writer(environment: environment, records: records, cache: cache,
+                            mapCeiling: configuration.maxMapSize, syncInterval: syncInterval)
+        } catch {
+            _ = Self.openPaths.withLock { $0.remove(canonical) }
+            throw error
+        }
+    }
+
+    deinit {
+        try? close()
+    }
+
+    /// Commits pending writes, syncs, and closes the files. Later calls throw `.storeClosed`.
+    ///
+    /// Closing twice is allowed. After `close()` returns the path may be opened again.
+    public func close() throws {
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        writer.stop()
+        cache.removeAll()
+        var failure: Error?
+        do { try environment.sync() } catch { failure = SessionStoreError(error, while: "syncing before close") }
+        environment.close()
+        _ = Self.openPaths.withLock { $0.remove(canonicalPath) }
+        if let failure { throw failure }
+    }
+
+    /// Whether ``close()`` was called.
+    public var isClosed: Bool { closed.load(ordering: .acquiring) }
+
+    /// The session `id`, whose values every instance of the session shares.
+    ///
+    /// - Throws: `.invalidID` when `id` is empty, longer than 128 bytes, or has characters
+    ///   outside `[A-Za-z0-9._~-]`, or contains `..`.
+    public func session(_ id: String) throws(SessionStoreError) -> Session {
+        try Session(store: self, id: id)
+    }
+
+    /// Commits every change of `batch` in one transaction: all of them or none.
+    public func apply(_ batch: WriteBatch) throws(SessionStoreError) {
+        try checkBatch(batch)
+        _ = try write(batch.operations)
+    }
+
+    /// Commits every change of `batch` in one transaction, suspending until it is durable.
+    public func apply(_ batch: WriteBatch) async throws(SessionStoreError) {
+        try checkBatch(batch)
+        _ = try await write(batch.operations)
+    }
+
+    private func checkBatch(_ batch: WriteBatch) throws(SessionStoreError) {
+        for store in batch.stores where store !== self {
+            throw SessionStoreError(.invalidConfiguration, "the batch holds changes for another store than \(path)")
+        }
+    }
+
+    /// Cache hits and misses since the store opened.
+    public var cacheStatistics: (hits: Int, misses: Int, entries: Int) {
+        let (hits, misses) = cache.counters
+        return (hits, misses, cache.count)
+    }
+
+    // MARK: - Engine used by the scopes
+
+    func checkOpen() throws(SessionStoreError) {
+        if closed.load(ordering: .acquiring) {
+            throw SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it")
+        }
+    }
+
+    /// Runs LMDB work, turning its errors into `SessionStoreError`s.
+    func storage<R>(_ action: @autoclosure () -> String, _ body: () throws -> R) throws(SessionStoreError) -> R {
+        do {
+            return try body()
+        } catch let error as SessionStoreError {
+            throw error
+        } catch let error as LMDBError {
+            if isClosed { throw SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it") }
+            throw SessionStoreError(error, while: action())
+        } catch {
+            throw SessionStoreError(.storageFailure, "\(action()): \(error)")
+        }
+    }
+
+    /// Loads the record under `key` as a `V`, through the cache.
+    func load<V: Decodable & Sendable>(_ type: V.Type, key: [UInt8], name: @autoclosure () -> String) throws(SessionStoreError) -> V? {
+        try checkOpen()
+        if cache.isEnabled {
+            let snapshot = try storage("loading \(name())") { try environment.snapshotID() }
+            if let hit = cache.value(for: key, snapshot: snapshot), let value = hit as? V { return value }
+        }
+        let (value, snapshot): (V?, Int) = try storage("loading \(name())") {
+            try environment.read { txn in
+                guard let bytes = try txn.get(records, key: key) else { return (nil, txn.id) }
+                return (try Record.decode(V.self, from: bytes, key: name(), decoder: decoder), txn.id)
+            }
+        }
+        if let value, cache.isEnabled { cache.insert(value, for: key, readAt: snapshot) }
+        return value
+    }
+
+    /// Commits `operations` in one transaction through the group-commit writer.
+    func write(_ operations: [WriteOperation]) throws(SessionStoreError) -> [OperationResult] {
+        try checkOpen()
+        return try writer.perform(operations)
+    }
+
+    /// Commits `operations` in one transaction, suspending until done.
+    func write(_ operations: [WriteOperation]) async throws(SessionStoreError) -> [OperationResult] {
+        try checkOpen()
+        return try await writer.perform(operations)
+    }
+
+    /// Encodes `value` as a record, checking the size limit.
+    func record<V: Encodable>(_ value: V, name: @autoclosure () -> String) throws(SessionStoreError) -> [UInt8] {
+        let bytes = try Record.encode(value, encoder: encoder)
+        if bytes.count > configuration.maxValueSize {
+            throw SessionStoreError(.valueTooLarge, "the value for key \(name()) encodes to \(bytes.count) bytes; the limit (Configuration.maxValueSize) is \(configuration.maxValueSize)")
+        }
+        return bytes
+    }
+
+    /// Decodes a previous record as `V`, or nil when it holds another type or does not decode.
+    func previous<V: Decodable>(_ type: V.Type, from bytes: [UInt8]?) -> V? {
+        guard let bytes else { return nil }
+        return bytes.withUnsafeBytes { try? Record.decode(V.self, from: $0, key: "", decoder: decoder) }
+    }
+
+    /// The record keys under `prefix`, without the prefix.
+    func keySuffixes(withPrefix prefix: [UInt8], name: String) throws(SessionStoreError) -> [[UInt8]] {
+        try checkOpen()
+        return try storage("listing the keys of \(name)") {
+            try environment.read { txn in
+                try txn.withCursor(records) { cursor in
+                    var suffixes: [[UInt8]] = []
+                    try cursor.forEach(withPrefix: prefix) { entry in
+                        suffixes.append(Array(entry.key[prefix.count...]))
+                        return true
+                    }
+                    return suffixes
+                }
+            }
+        }
+    }
+
+    // MARK: - Opening
+
+    /// Creates the directory when missing (0700) and returns its canonical path.
+    private static func prepareDirectory(_ path: String) throws(SessionStoreError) -> String {
+        var info = stat()
+        if stat(path, &info) == 0 {
+            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+                throw SessionStoreError(.invalidPath, "\(path) is a file, not a directory; a store needs a directory of its own")
+            }
+            if access(path, W_OK | X_OK) != 0 {
+                throw SessionStoreError(.permissionDenied, "the directory \(path) is not writable by this process")
+            }
+        } else {
+            if mkdir(path, 0o700) != 0 {
+                let code = errno
+                switch code {
+                case ENOENT: throw SessionStoreError(.invalidPath, "cannot create \(path): its parent directory does not exist")
+                case EACCES, EPERM, EROFS: throw SessionStoreError(.permissionDenied, "cannot create \(path): \(String(cString: strerror(code)))")
+                case ENOTDIR: throw SessionStoreError(.invalidPath, "cannot create \(path): a parent is not a directory")
+                default: throw SessionStoreError(.invalidPath, "cannot create \(path): \(String(cString: strerror(code)))")
+                }
+            }
+            // mkdir's mode is filtered by the umask; set it exactly.
+            _ = chmod(path, 0o700)
+        }
+        guard let resolved = realpath(path, nil) else {
+            throw SessionStoreError(.invalidPath, "cannot resolve \(path): \(String(cString: strerror(errno)))")
+        }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    /// Writes the format version into a new store, or checks an existing store's version.
+    private static func checkFormat(_ environment: Environment, _ metadata: MDB_dbi, path: String) throws(SessionStoreError) {
+        let key = Array("format".utf8)
+        do {
+            try environment.write { txn in
+                if let stored = try txn.get(metadata, key: key) {
+                    let version = (try? CBORDecoder().decode(Int.self, from: stored)) ?? Int.max
+                    if version > Record.formatVersion {
+                        throw SessionStoreError(.newerFormat, "the store at \(path) has format version \(version == Int.max ? "unknown" : String(version)); this SessionStore reads up to \(Record.formatVersion). Upgrade SessionStore")
+                    }
+                } else {
+                    try txn.put(metadata, key: key, value: CBOREncoder().encodeBytes(Record.formatVersion))
+                }
+            }
+        } catch let error as SessionStoreError {
+            throw error
+        } catch let error as LMDBError {
+            throw SessionStoreError(error, while: "checking the format of the store at \(path)")
+        } catch {
+            throw SessionStoreError(.storageFailure, "checking the format of the store at \(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,188 @@
+/// The storage calls shared by ``Session`` and ``Instance``: save, load, remove,
+/// loadOrInit, end, and listing keys.
+///
+/// A missing key loads as `nil`. Loading a value stored as another type throws
+/// `.typeMismatch` naming the key and both types. Writes block the calling thread until
+/// their commit is durable; their `async` twins suspend instead.
+public protocol StorageScope: Sendable {
+    /// The store and key range of this scope.
+    var reference: ScopeReference { get }
+}
+
+extension StorageScope {
+    /// Stores `value` under `key` and returns the value it replaced.
+    ///
+    /// - Returns: the previous value, or nil when there was none or it was of another type.
+    /// - Throws: `.keyTooLong`, `.valueTooLarge`, `.encodingFailed`, `.mapFull`, `.storeClosed`.
+    @discardableResult
+    public func save<Value>(_ value: Value, for key: Key<Value>) throws(SessionStoreError) -> Value? {
+        try save(value, for: key.name)
+    }
+
+    /// Stores `value` under the untyped `key` and returns the value it replaced, if it was a `Value`.
+    @discardableResult
+    public func save<Value: Codable & Sendable, K: Encodable & Hashable & Sendable>(
+        _ value: Value, for key: K
+    ) throws(SessionStoreError) -> Value? {
+        let store = reference.store
+        let operation = try saveOperation(value, for: key)
+        let result = try store.write([operation])
+        return store.previous(Value.self, from: result[0].previous)
+    }
+
+    /// Stores `value` under `key`, suspending until the commit is durable.
+    @discardableResult
+    public func save<Value>(_ value: Value, for key: Key<Value>) async throws(SessionStoreError) -> Value? {
+        try await save(value, for: key.name)
+    }
+
+    /// Stores `value` under the untyped `key`, suspending until the commit is durable.
+    @discardableResult
+    public func save<Value: Codable & Sendable, K: Encodable & Hashable & Sendable>(
+        _ value: Value, for key: K
+    ) async throws(SessionStoreError) -> Value? {
+        let store = reference.store
+        let operation = try saveOperation(value, for: key)
+        let result = try await store.write([operation])
+        return store.previous(Value.self, from: result[0].previous)
+    }
+
+    /// The value under `key`, or nil when there is none.
+    ///
+    /// - Throws: `.typeMismatch` when the stored value is of another type,
+    ///   `.corruptedRecord` when it does not decode, `.storeClosed`.
+    public func load<Value>(_ key: Key<Value>) throws(SessionStoreError) -> Value? {
+        try load(Value.self, for: key.name)
+    }
+
+    /// The value under the untyped `key` as a `Value`, or nil when there is none.
+    public func load<Value: Codable & Sendable, K: Encodable & Hashable & Sendable>(
+        _ type: Value.Type, for key: K
+    ) throws(SessionStoreError) -> Value? {
+        let store = reference.store
+        let recordKey = try self.recordKey(key)
+        return try store.load(Value.self, key: recordKey, name: describe(key))
+    }
+
+    /// Removes the value under `key` and returns it; a missing key is not an error.
+    @discardableResult
+    public func remove<Value>(_ key: Key<Value>) throws(SessionStoreError) -> Value? {
+        try remove(Value.self, for: key.name)
+    }
+
+    /// Removes the value under the untyped `key` and returns it if it was a `Value`.
+    @discardableResult
+    public func remove<Value: Codable & Sendable, K: Encodable & Hashable & Sendable>(
+        _ type: Value.Type, for key: K
+    ) throws(SessionStoreError) -> Value? {
+        let store = reference.store
+        let result = try store.write([.delete(key: try recordKey(key), returnPrevious: true)])
+        return store.previous(Value.self, from: result[0].previous)
+    }
+
+    /// Removes the value under the untyped `key`, whatever its type; returns whether there was one.
+    @discardableResult
+    public func remove<K: Encodable & Hashable & Sendable>(_ key: K) throws(SessionStoreError) -> Bool {
+        let result = try reference.store.write([.delete(key: try recordKey(key), returnPrevious: false)])
+        return result[0].count == 1
+    }
+
+    /// Removes the value under `key`, suspending until the commit is durable.
+    @discardableResult
+    public func remove<Value>(_ key: Key<Value>) async throws(SessionStoreError) -> Value? {
+        let store = reference.store
+        let result = try await store.write([.delete(key: try recordKey(key.name), returnPrevious: true)])
+        return store.previous(Value.self, from: result[0].previous)
+    }
+
+    /// Removes the value under the untyped `key`, suspending until the commit is durable.
+    @discardableResult
+    public func remove<K: Encodable & Hashable & Sendable>(_ key: K) async throws(SessionStoreError) -> Bool {
+        let result = try await reference.store.write([.delete(key: try recordKey(key), returnPrevious: false)])
+        return result[0].count == 1
+    }
+
+    /// The value under `key`, or the value `make` builds, stored once (the origin's `Init`).
+    ///
+    /// Concurrent callers in this process wait for one build and all get its value. If
+    /// another process stored a value first, that value is returned and `make`'s is dropped.
+    public func loadOrInit<Value>(_ key: Key<Value>, _ make: () throws -> Value) throws -> Value {
+        let store = reference.store
+        if let value = try load(key) { return value }
+        let recordKey = try self.recordKey(key.name)
+        store.builds.withLock(waitingUntil: { !$0.contains(recordKey) }) { building, _ in
+            _ = building.insert(recordKey)
+        }
+        defer {
+            _ = store.builds.withLock { $0.remove(recordKey) }
+            store.builds.broadcast()
+        }
+        if let value = try load(key) { return value }
+        let value = try make()
+        let record = try store.record(value, name: describe(key.name))
+        let result = try store.write([.insert(key: recordKey, record: record, value: value)])
+        if result[0].count == 1 { return value }
+        guard let existing = result[0].previous else { return value }
+        return try existing.withUnsafeBytes { bytes throws(SessionStoreError) in
+            try Record.decode(Value.self, from: bytes, key: describe(key.name), decoder: store.decoder)
+        }
+    }
+
+    /// Drops every value of this scope; for a session, also every instance of it.
+    ///
+    /// Other scopes are untouched, including sessions whose ids start with this one's.
+    /// Returns how many records were removed.
+    @discardableResult
+    public func end() throws(SessionStoreError) -> Int {
+        let result = try reference.store.write(reference.endPrefixes.map { .deletePrefix($0) })
+        return result.reduce(0) { $0 + $1.count }
+    }
+
+    /// Drops every value of this scope, suspending until the commit is durable.
+    @discardableResult
+    public func end() async throws(SessionStoreError) -> Int {
+        let result = try await reference.store.write(reference.endPrefixes.map { .deletePrefix($0) })
+        return result.reduce(0) { $0 + $1.count }
+    }
+
+    /// The names of this scope's keys that are strings, in stored order.
+    public func keys() throws(SessionStoreError) -> [String] {
+        try keys(as: String.self)
+    }
+
+    /// This scope's keys decoded as `K`, in stored order (bytewise order of their CBOR form).
+    ///
+    /// - Throws: `.corruptedRecord` when a key does not decode as `K`.
+    public func keys<K: Decodable>(as type: K.Type) throws(SessionStoreError) -> [K] {
+        let store = reference.store
+        let suffixes = try store.keySuffixes(withPrefix: reference.prefix, name: reference.description)
+        var keys: [K] = []
+        keys.reserveCapacity(suffixes.count)
+        for suffix in suffixes {
+            do {
+                keys.append(try store.decoder.decode(K.self, from: suffix))
+            } catch {
+                throw SessionStoreError(.corruptedRecord, "a key of \(reference.description) does not decode as \(K.self): \(error)")
+            }
+        }
+        return keys
+    }
+
+    // MARK: - Helpers
+
+    func recordKey<K: Encodable>(_ key: K) throws(SessionStoreError) -> [UInt8] {
+        let store = reference.store
+        try store.checkOpen()
+        return try KeyLayout.recordKey(reference.prefix, key, limit: store.maxKeySize)
+    }
+
+    func describe<K>(_ key: K) -> String {
+        "\(String(describing: key).debugDescription) of \(reference.description)"
+    }
+
+    func saveOperation<Value: Codable & Sendable, K: Encodable>(_ value: Value, for key: K) throws(SessionStoreError) -> WriteOperation {
+        let recordKey = try self.recordKey(key)
+        let record = try reference.store.record(value, name: describe(key))
+        return .put(key: recordKey, record: record, value: value, returnPrevious: true)
+    }
+}

@@ -1,0 +1,236 @@
+import CLMDB
+import Foundation
+
+/// One change a write request makes, prepared (encoded and checked) by the caller.
+enum WriteOperation: @unchecked Sendable {
+    // @unchecked Sendable: `value` is the caller's `Codable & Sendable` value, held as
+    // `any Sendable`; the byte arrays are values.
+    /// Stores `record` under `key`; `value` is the decoded form for the cache.
+    case put(key: [UInt8], record: [UInt8], value: any Sendable, returnPrevious: Bool)
+    /// Stores `record` only when `key` is absent; otherwise returns the existing record.
+    case insert(key: [UInt8], record: [UInt8], value: any Sendable)
+    /// Deletes `key`, returning the removed record when asked.
+    case delete(key: [UInt8], returnPrevious: Bool)
+    /// Deletes every key that starts with the prefix.
+    case deletePrefix([UInt8])
+}
+
+/// What one ``WriteOperation`` found and did.
+struct OperationResult: Sendable {
+    /// The record that was under the key before (put, delete) or that stayed (insert).
+    var previous: [UInt8]?
+    /// Keys deleted by `deletePrefix`; for insert, 1 when it stored the record.
+    var count = 0
+}
+
+/// The group-commit writer: one thread that batches concurrent write requests into one
+/// LMDB write transaction and one sync.
+///
+/// Each request's operations are all or nothing. Every caller returns once the commit
+/// holding its request is durable (in `.durable` mode) or with its own error: when a
+/// batch fails for a reason that may belong to one request (map full at the ceiling,
+/// transaction too large), its requests are committed again one by one. After a disk
+/// write or sync fails, every later request is refused until the store is reopened,
+/// because LMDB may have lost the failed commit's pages.
+final class Writer: Sendable {
+    private struct Request {
+        var operations: [WriteOperation]
+        var complete: @Sendable (Result<[OperationResult], SessionStoreError>) -> Void
+    }
+
+    private struct Queue {
+        var pending: [Request] = []
+        var stopping = false
+        var stopped = false
+        var refusal: SessionStoreError?
+        var closedError = SessionStoreError(.storeClosed, "the store is closed; open it again to write")
+    }
+
+    private let queue = ConditionLock(Queue())
+    private let environment: Environment
+    private let records: MDB_dbi
+    private let cache: ValueCache
+    private let mapCeiling: Int?
+    private let syncInterval: UInt64?
+    /// The most requests one transaction takes.
+    private let batchLimit = 1024
+
+    init(environment: Environment, records: MDB_dbi, cache: ValueCache, mapCeiling: Int?, syncInterval: Duration?) {
+        self.environment = environment
+        self.records = records
+        self.cache = cache
+        self.mapCeiling = mapCeiling
+        self.syncInterval = syncInterval.map(MonotonicClock.nanoseconds)
+        let thread = Thread { [self] in run() }
+        thread.name = "SessionStore.writer"
+        thread.start()
+    }
+
+    /// Commits `operations` atomically, blocking the calling thread until done.
+    func perform(_ operations: [WriteOperation]) throws(SessionStoreError) -> [OperationResult] {
+        let done = ConditionLock<Result<[OperationResult], SessionStoreError>?>(nil)
+        try submit(Request(operations: operations) { result in
+            done.withLock { $0 = result }
+            done.broadcast()
+        })
+        return try done.withLock(waitingUntil: { $0 != nil }) { result, _ in result! }.get()
+    }
+
+    /// Commits `operations` atomically, suspending until done.
+    func perform(_ operations: [WriteOperation]) async throws(SessionStoreError) -> [OperationResult] {
+        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[OperationResult], SessionStoreError>, Never>) in
+            do throws(SessionStoreError) {
+                try submit(Request(operations: operations) { continuation.resume(returning: $0) })
+            } catch {
+                continuation.resume(returning: .failure(error))
+            }
+        }
+        return try result.get()
+    }
+
+    private func submit(_ request: Request) throws(SessionStoreError) {
+        try queue.withLock { queue throws(SessionStoreError) in
+            if queue.stopping { throw queue.closedError }
+            if let refusal = queue.refusal { throw refusal }
+            queue.pending.append(request)
+        }
+        queue.broadcast()
+    }
+
+    /// Commits what is queued, syncs, and stops the thread. Later requests throw `.storeClosed`.
+    func stop() {
+        queue.withLock { $0.stopping = true }
+        queue.broadcast()
+        queue.withLock(waitingUntil: { $0.stopped }) { _, _ in }
+    }
+
+    private func run() {
+        var dirtySince: UInt64?
+        while true {
+            let deadline = dirtySince.map { $0 &+ (syncInterval ?? 0) }
+            let (batch, stopping) = queue.withLock(
+                waitingUntil: { !$0.pending.isEmpty || $0.stopping }, deadline: deadline
+            ) { queue, _ -> ([Request], Bool) in
+                let count = min(queue.pending.count, batchLimit)
+                let batch = Array(queue.pending.prefix(count))
+                queue.pending.removeFirst(count)
+                return (batch, queue.stopping && queue.pending.isEmpty)
+            }
+            if !batch.isEmpty {
+                process(batch)
+                if syncInterval != nil, dirtySince == nil { dirtySince = MonotonicClock.nanoseconds() }
+            }
+            if let since = dirtySince, stopping || MonotonicClock.nanoseconds() >= since &+ (syncInterval ?? 0) {
+                do {
+                    try environment.sync()
+                } catch {
+                    refuse(SessionStoreError(error, while: "syncing relaxed writes"))
+                }
+                dirtySince = nil
+            }
+            if stopping {
+                queue.withLock { $0.stopped = true }
+                queue.broadcast()
+                return
+            }
+        }
+    }
+
+    private func refuse(_ error: SessionStoreError) {
+        queue.withLock { queue in
+            if queue.refusal == nil {
+                queue.refusal = SessionStoreError(.ioFailure, "an earlier write failed on disk, so writes are refused until the store is reopened: \(error.message)")
+            }
+        }
+    }
+
+    private var refusal: SessionStoreError? { queue.withLock { $0.refusal } }
+
+    private func process(_ batch: [Request]) {
+        if let refusal {
+            for request in batch { request.complete(.failure(refusal)) }
+            return
+        }
+        switch commit(batch) {
+        case .success(let results):
+            for (request, result) in zip(batch, results) { request.complete(.success(result)) }
+        case .failure(let error) where batch.count > 1 && error.code != .ioFailure:
+            // The failure may be one request's own: give each its own commit and error.
+            for request in batch { process([request]) }
+        case .failure(let error):
+            for request in batch { request.complete(.failure(error)) }
+        }
+    }
+
+    /// Commits `batch` in one transaction, growing the map when it is full.
+    private func commit(_ batch: [Request]) -> Result<[[OperationResult]], SessionStoreError> {
+        while true {
+            do {
+                let (id, results) = try environment.write { txn in
+                    (txn.id, try batch.map { request in try apply(request.operations, in: txn) })
+                }
+                var changes: [ValueCache.Change] = []
+                for (request, outcome) in zip(batch, results) {
+                    for (operation, result) in zip(request.operations, outcome) {
+                        switch operation {
+                        case .put(let key, _, let value, _): changes.append(.set(key, value))
+                        case .insert(let key, _, let value): if result.count == 1 { changes.append(.set(key, value)) }
+                        case .delete(let key, _): changes.append(.remove(key))
+                        case .deletePrefix(let prefix): changes.append(.removePrefix(prefix))
+                        }
+                    }
+                }
+                cache.apply(commit: id, changes: changes)
+                return .success(results)
+            } catch let error as LMDBError where error.code == LMDBError.mapFull {
+                do {
+                    if try environment.grow(ceiling: mapCeiling) { continue }
+                } catch {
+                    return .failure(SessionStoreError(error, while: "growing the map"))
+                }
+                return .failure(SessionStoreError(.mapFull, "the write does not fit: the store reached its maximum map size of \(mapCeiling ?? environment.mapSize) bytes; raise Configuration.maxMapSize or remove data"))
+            } catch let error as LMDBError {
+                let failure = SessionStoreError(error, while: "committing a write")
+                if error.code > 0 || error.code == LMDBError.panic {
+                    refuse(failure)
+                    return .failure(SessionStoreError(.ioFailure, failure.message))
+                }
+                return .failure(failure)
+            } catch {
+                return .failure(SessionStoreError(.storageFailure, "committing a write: \(error)"))
+            }
+        }
+    }
+
+    private func apply(_ operations: [WriteOperation], in txn: Transaction) throws -> [OperationResult] {
+        var results: [OperationResult] = []
+        results.reserveCapacity(operations.count)
+        for operation in operations {
+            var result = OperationResult()
+            switch operation {
+            case .put(let key, let record, _, let returnPrevious):
+                if returnPrevious, let old = try txn.get(records, key: key) { result.previous = Array(old) }
+                try txn.put(records, key: key, value: record)
+            case .insert(let key, let record, _):
+                if let old = try txn.get(records, key: key) {
+                    result.previous = Array(old)
+                } else {
+                    try txn.put(records, key: key, value: record)
+                    result.count = 1
+                }
+            case .delete(let key, let returnPrevious):
+                if let old = try txn.get(records, key: key) {
+                    if returnPrevious { result.previous = Array(old) }
+                    try txn.delete(records, key: key)
+                    result.count = 1
+                }
+            case .deletePrefix(let prefix):
+                result.count = try txn.withCursor(records) { cursor in
+                    try cursor.deleteAll(withPrefix: prefix)
+                }
+            }
+            results.append(result)
+        }
+        return results
+    }
+}

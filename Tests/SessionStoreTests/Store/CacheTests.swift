@@ -1,0 +1,76 @@
+import Foundation
+import Testing
+@testable import SessionStore
+
+/// The read-through cache (issue #2, done-when 7).
+@Suite struct CacheTests {
+    @Test func hitsAreServedWithoutReadingLMDB() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s")
+            try session.save(Preferences(theme: "a", fontSize: 1), for: .prefs)
+            store.cache.removeAll()
+            let readsBefore = store.environment.readTransactions
+            #expect(try session.load(.prefs)?.theme == "a")        // miss: one LMDB read
+            #expect(store.environment.readTransactions == readsBefore + 1)
+            for _ in 0..<100 { #expect(try session.load(.prefs)?.theme == "a") }
+            #expect(store.environment.readTransactions == readsBefore + 1)
+            #expect(store.cacheStatistics.hits >= 100)
+        }
+    }
+
+    @Test func aWriteIsVisibleToTheNextLoadThroughTheCache() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s")
+            try session.save(1, for: .counter)
+            #expect(try session.load(.counter) == 1)
+            try session.save(2, for: .counter)
+            let reads = store.environment.readTransactions
+            #expect(try session.load(.counter) == 2)
+            #expect(store.environment.readTransactions == reads)   // the writer updated the cache
+            try session.remove(.counter)
+            #expect(try session.load(.counter) == nil)
+        }
+    }
+
+    @Test func aWriteFromAnotherProcessIsSeenOnTheNextLoad() async throws {
+        try await withTemporaryStore { store, path in
+            let session = try store.session("s")
+            try session.save("mine", for: "k")
+            #expect(try session.load(String.self, for: "k") == "mine")
+            #expect(try session.load(String.self, for: "k") == "mine")  // cached now
+            let child = try runProduct("sessionstore-child", ["put", path, "s", "k", "theirs"])
+            #expect(child.status == 0, "\(child.output)")
+            #expect(try session.load(String.self, for: "k") == "theirs")
+        }
+    }
+
+    @Test func capacityBoundsTheCache() async throws {
+        try await withTemporaryStore(.init(cacheCapacity: 10)) { store, _ in
+            let session = try store.session("s")
+            for index in 0..<50 { try session.save(index, for: "k\(index)") }
+            for index in 0..<50 { #expect(try session.load(Int.self, for: "k\(index)") == index) }
+            #expect(store.cacheStatistics.entries <= 10)
+        }
+    }
+
+    @Test func aDisabledCacheStillLoads() async throws {
+        try await withTemporaryStore(.init(cacheCapacity: 0)) { store, _ in
+            let session = try store.session("s")
+            try session.save(5, for: .counter)
+            #expect(try session.load(.counter) == 5)
+            #expect(store.cacheStatistics.entries == 0)
+        }
+    }
+
+    @Test func endingAScopeDropsItsCachedValues() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s")
+            try session.save(1, for: .counter)
+            try session.instance("t").save(2, for: .counter)
+            _ = try session.load(.counter)
+            try session.end()
+            #expect(try session.load(.counter) == nil)
+            #expect(try session.instance("t").load(.counter) == nil)
+        }
+    }
+}

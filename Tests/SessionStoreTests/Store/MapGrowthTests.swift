@@ -1,0 +1,59 @@
+import Foundation
+import Testing
+@testable import SessionStore
+
+/// The map grows by itself up to an optional ceiling (issue #2, done-when 6).
+@Suite struct MapGrowthTests {
+    static let chunk = [UInt8](repeating: 0xA5, count: 64 << 10)
+
+    @Test func fiftyMebibytesFitIntoAStoreStartingAtOneMebibyte() async throws {
+        try await withTemporaryStore(.init(mapSize: 1 << 20)) { store, _ in
+            let session = try store.session("big")
+            let count = (50 << 20) / Self.chunk.count
+            // Concurrent writers, so growth also happens inside group commits.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<4 {
+                    group.addTask {
+                        for index in stride(from: writer, to: count, by: 4) {
+                            var value = Self.chunk
+                            value[0] = UInt8(index & 0xFF)
+                            try await session.save(Data(value), for: "k\(index)")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            #expect(store.environment.mapSize > 50 << 20)
+            for index in 0..<count {
+                let value = try session.load(Data.self, for: "k\(index)")
+                #expect(value?.count == Self.chunk.count && value?.first == UInt8(index & 0xFF))
+            }
+        }
+    }
+
+    @Test func aWritePastTheCeilingFailsClearlyAndEarlierDataStays() async throws {
+        try await withTemporaryStore(.init(mapSize: 1 << 20, maxMapSize: 4 << 20)) { store, _ in
+            let session = try store.session("big")
+            var written = 0
+            var failure: SessionStoreError?
+            while failure == nil && written < 200 {
+                do throws(SessionStoreError) {
+                    try session.save(Data(Self.chunk), for: "k\(written)")
+                    written += 1
+                } catch {
+                    failure = error
+                }
+            }
+            #expect(failure?.code == .mapFull)
+            #expect(failure?.message.contains("maxMapSize") == true)
+            #expect(written > 10)
+            for index in 0..<written {
+                #expect(try session.load(Data.self, for: "k\(index)")?.count == Self.chunk.count)
+            }
+            // Removing data makes room again: the store stays usable at its ceiling.
+            for index in 0..<written / 2 { try session.remove("k\(index)") }
+            try session.save(Data(Self.chunk), for: "again")
+            #expect(try session.load(Data.self, for: "again")?.count == Self.chunk.count)
+        }
+    }
+}

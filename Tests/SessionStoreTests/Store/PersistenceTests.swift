@@ -1,0 +1,77 @@
+import Foundation
+import Testing
+@testable import SessionStore
+
+/// Values survive close and reopen, and a second process (issue #2, done-when 4 and 8).
+@Suite struct PersistenceTests {
+    @Test func valuesSurviveCloseAndReopen() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.child("store")
+        do {
+            let store = try SessionStore(path: path)
+            try store.session("s").save(Preferences(theme: "dark", fontSize: 3), for: .prefs)
+            try store.session("s").instance("t").save(41, for: .counter)
+            try store.close()
+        }
+        let reopened = try SessionStore(path: path)
+        #expect(try reopened.session("s").load(.prefs) == Preferences(theme: "dark", fontSize: 3))
+        #expect(try reopened.session("s").instance("t").load(.counter) == 41)
+        try reopened.close()
+    }
+
+    @Test func relaxedWritesSurviveClose() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.child("store")
+        let relaxed = SessionStore.Configuration(durability: .relaxed(syncInterval: .seconds(60)))
+        do {
+            let store = try SessionStore(path: path, configuration: relaxed)
+            for index in 0..<100 { try store.session("s").save(index, for: "k\(index)") }
+            try store.close()
+        }
+        let reopened = try SessionStore(path: path)
+        for index in 0..<100 { #expect(try reopened.session("s").load(Int.self, for: "k\(index)") == index) }
+        try reopened.close()
+    }
+
+    @Test func valuesSurviveIntoASecondProcess() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.child("store")
+        do {
+            let store = try SessionStore(path: path)
+            try store.session("s").save("written by the test", for: "greeting")
+            try store.close()
+        }
+        let read = try runProduct("sessionstore-child", ["get", path, "s", "greeting"])
+        #expect(read.status == 0, "\(read.output)")
+        #expect(read.output == "written by the test\n")
+        let write = try runProduct("sessionstore-child", ["put", path, "s", "greeting", "written by the child"])
+        #expect(write.status == 0, "\(write.output)")
+        #expect(write.output == "written by the test\n")
+        let store = try SessionStore(path: path)
+        #expect(try store.session("s").load(String.self, for: "greeting") == "written by the child")
+        try store.close()
+    }
+
+    @Test func filesAre0600AndTheDirectory0700UnderUmask022() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.child("store")
+        let previous = umask(0o022)
+        defer { umask(previous) }
+        let store = try SessionStore(path: path)
+        try store.session("s").save(1, for: "k")
+        #expect(try mode(path) == 0o700)
+        #expect(try mode(path + "/data.mdb") == 0o600)
+        #expect(try mode(path + "/lock.mdb") == 0o600)
+        try store.close()
+    }
+
+    private func mode(_ path: String) throws -> mode_t {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw CocoaError(.fileNoSuchFile) }
+        return info.st_mode & 0o777
+    }
+}

@@ -1,0 +1,196 @@
+import Foundation
+import Testing
+@testable import SessionStore
+
+struct Preferences: Codable, Sendable, Equatable {
+    var theme: String
+    var fontSize: Int
+}
+
+extension Key where Value == Preferences {
+    static let prefs = Key("prefs")
+}
+
+extension Key where Value == Int {
+    static let counter = Key("counter")
+}
+
+/// The origin's semantics at both scopes (issue #2, done-when 2).
+@Suite struct ScopeSemanticsTests {
+    let light = Preferences(theme: "light", fontSize: 12)
+    let dark = Preferences(theme: "dark", fontSize: 14)
+
+    @Test func saveReturnsThePreviousValue() async throws {
+        try await withTemporaryStore { store, _ in
+            for scope: any StorageScope in [try store.session("s1"), try store.session("s1").instance("t1")] {
+                #expect(try scope.save(light, for: .prefs) == nil)
+                #expect(try scope.save(dark, for: .prefs) == light)
+                #expect(try scope.load(.prefs) == dark)
+            }
+        }
+    }
+
+    @Test func loadOfAMissingKeyIsNil() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            #expect(try session.load(.prefs) == nil)
+            #expect(try session.instance("t").load(Int.self, for: "nothing") == nil)
+        }
+    }
+
+    @Test func removeReturnsTheRemovedValueAndIsANoOpForMissingKeys() async throws {
+        try await withTemporaryStore { store, _ in
+            let tab = try store.session("s1").instance("t1")
+            try tab.save(light, for: .prefs)
+            #expect(try tab.remove(.prefs) == light)
+            #expect(try tab.load(.prefs) == nil)
+            #expect(try tab.remove(.prefs) == nil)
+            #expect(try tab.remove("never-there") == false)
+            #expect(try recordKeyStrings(store).isEmpty)
+        }
+    }
+
+    @Test func sessionValuesAreSeenFromEveryInstance() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("shared")
+            try session.save(light, for: .prefs)
+            // Instances are views of the session: its values are reached through it.
+            for tab in ["a", "b", "c"] {
+                let instance = try session.instance(tab)
+                #expect(try store.session(instance.sessionID).load(.prefs) == light)
+            }
+            // Sessions opened again by id see the same value.
+            #expect(try store.session("shared").load(.prefs) == light)
+        }
+    }
+
+    @Test func instanceValuesAreIsolated() async throws {
+        try await withTemporaryStore { store, _ in
+            let s1 = try store.session("s1")
+            let s2 = try store.session("s2")
+            let a = try s1.instance("tab")
+            let b = try s1.instance("tab2")
+            let c = try s2.instance("tab")      // same instance id, other session
+            try a.save(1, for: .counter)
+            try b.save(2, for: .counter)
+            #expect(try a.load(.counter) == 1)
+            #expect(try b.load(.counter) == 2)
+            #expect(try c.load(.counter) == nil)
+            #expect(try s1.load(.counter) == nil)  // instance values are not session values
+            try s1.save(9, for: .counter)
+            #expect(try a.load(.counter) == 1)
+        }
+    }
+
+    @Test func typedAndUntypedKeysAddressTheSameRecord() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            try session.save(light, for: "prefs")
+            #expect(try session.load(.prefs) == light)
+            try session.save(dark, for: Key<Preferences>.prefs)
+            #expect(try session.load(Preferences.self, for: "prefs") == dark)
+            #expect(try recordKeyStrings(store).count == 1)
+        }
+    }
+
+    @Test func loadAsTheWrongTypeNamesTheKeyAndBothTypes() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            try session.save(light, for: .prefs)
+            // Once from the cache's path, once after clearing the cache (straight from LMDB).
+            for _ in 0..<2 {
+                let error = #expect(throws: SessionStoreError.self) { try session.load(Int.self, for: "prefs") }
+                #expect(error?.code == .typeMismatch)
+                #expect(error?.message.contains("\"prefs\"") == true)
+                #expect(error?.message.contains("Preferences") == true)
+                #expect(error?.message.contains("Swift.Int") == true)
+                store.cache.removeAll()
+            }
+        }
+    }
+
+    @Test func saveOverAnotherTypeReturnsNilAndWrites() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            try session.save("text", for: "k")
+            #expect(try session.save(5, for: "k") == nil)
+            #expect(try session.load(Int.self, for: "k") == 5)
+        }
+    }
+
+    @Test func nonStringKeysWork() async throws {
+        struct Compound: Codable, Hashable, Sendable { var a: Int; var b: String }
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            try session.save("by int", for: 42)
+            try session.save("by struct", for: Compound(a: 1, b: "x"))
+            #expect(try session.load(String.self, for: 42) == "by int")
+            #expect(try session.load(String.self, for: Compound(a: 1, b: "x")) == "by struct")
+        }
+    }
+
+    @Test func keysListsAScopesKeys() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            try session.save(1, for: "b")
+            try session.save(2, for: "a")
+            try session.instance("t").save(3, for: "c")
+            try store.session("s10").save(4, for: "d")
+            #expect(try session.keys() == ["a", "b"])
+            #expect(try session.instance("t").keys() == ["c"])
+            #expect(try session.instanceIDs() == ["t"])
+        }
+    }
+
+    @Test func loadOrInitBuildsOnceForConcurrentCallers() async throws {
+        final class Counter: @unchecked Sendable {
+            // @unchecked Sendable: `value` is only touched under `lock`.
+            let lock = NSLock()
+            var value = 0
+            func increment() { lock.lock(); value += 1; lock.unlock() }
+        }
+        try await withTemporaryStore { store, _ in
+            let tab = try store.session("s").instance("t")
+            let builds = Counter()
+            let results = await withTaskGroup(of: Int?.self) { group in
+                for _ in 0..<16 {
+                    group.addTask {
+                        try? tab.loadOrInit(.counter) {
+                            builds.increment()
+                            Thread.sleep(forTimeInterval: 0.02)
+                            return 77
+                        }
+                    }
+                }
+                return await group.reduce(into: []) { $0.append($1) }
+            }
+            #expect(results.allSatisfy { $0 == 77 })
+            #expect(builds.value == 1)
+            #expect(try tab.loadOrInit(.counter) { 5 } == 77)
+        }
+    }
+
+    @Test func asyncTwinsWrite() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            #expect(try await session.save(light, for: .prefs) == nil)
+            #expect(try await session.save(dark, for: .prefs) == light)
+            #expect(try await session.remove(.prefs) == dark)
+            try await session.save(1, for: "x")
+            #expect(try await session.end() == 1)
+        }
+    }
+
+    @Test func writeBatchIsAllOrNothing() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            let tab = try session.instance("t")
+            var batch = WriteBatch()
+            try batch.save(light, for: .prefs, in: session)
+            try batch.save(3, for: .counter, in: tab)
+            try store.apply(batch)
+            #expect(try session.load(.prefs) == light)
+            #expect(try tab.load(.counter) == 3)
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Foundation
+@testable import SessionStore
+
+/// A fresh directory under the system's temporary directory, removed on `remove()`.
+struct TemporaryDirectory {
+    let path: String
+
+    init(_ label: String = "store") {
+        var template = Array((NSTemporaryDirectory() + "sessionstore-\(label)-XXXXXX").utf8CString)
+        let created = template.withUnsafeMutableBufferPointer { mkdtemp($0.baseAddress!) }
+        precondition(created != nil, "mkdtemp failed: \(String(cString: strerror(errno)))")
+        path = String(cString: created!)
+    }
+
+    /// A path inside the directory that does not exist yet.
+    func child(_ name: String) -> String { path + "/" + name }
+
+    func remove() {
+        try? FileManager.default.removeItem(atPath: path)
+    }
+}
+
+/// Opens a store in a new temporary directory, runs `body`, then closes and deletes it.
+///
+/// The store lives at `<tmp>/store`, so the store itself creates its directory.
+func withTemporaryStore<R>(
+    _ configuration: SessionStore.Configuration = .init(),
+    _ body: (SessionStore, String) async throws -> R
+) async throws -> R {
+    let directory = TemporaryDirectory()
+    defer { directory.remove() }
+    let path = directory.child("store")
+    let store = try SessionStore(path: path, configuration: configuration)
+    do {
+        let result = try await body(store, path)
+        try store.close()
+        return result
+    } catch {
+        try? store.close()
+        throw error
+    }
+}
+
+/// Every record of the store as (key, record bytes), read straight from LMDB.
+func allRecords(_ store: SessionStore) throws -> [([UInt8], [UInt8])] {
+    try store.environment.read { txn in
+        try txn.withCursor(store.records) { cursor in
+            var records: [([UInt8], [UInt8])] = []
+            var entry = try cursor.first()
+            while let current = entry {
+                records.append((Array(current.key), Array(current.value)))
+                entry = try cursor.next()
+            }
+            return records
+        }
+    }
+}
+
+/// Record keys as text, for readable expectations.
+func recordKeyStrings(_ store: SessionStore) throws -> [String] {
+    try allRecords(store).map { String(decoding: $0.0, as: UTF8.self) }
+}
+
+/// Runs an executable built by this package and returns its exit status and output.
+@discardableResult
+func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = productURL(name)
+    process.arguments = arguments
+    var env = ProcessInfo.processInfo.environment
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// The path of an executable product built beside the test bundle.
+func productURL(_ name: String) -> URL {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        directory = directory.deletingLastPathComponent()
+    }
+    let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
+    return exe.deletingLastPathComponent().appendingPathComponent(name)
+}
