@@ -33,8 +33,16 @@ let package = Package(
             path: "Tools/TestChild"
         ),
 
+        // The child process the crash and fault scenarios start, kill and inspect.
+        .executableTarget(
+            name: "sessionstore-crash-child",
+            dependencies: ["SessionStore"],
+            path: "Tools/CrashChild"
+        ),
+
         .testTarget(name: "CBORCodingTests", dependencies: ["CBORCoding"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "sessionstore-child"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SessionStore", "sessionstore-crash-child"]),
     ],
     swiftLanguageModes: [.v6]
 )

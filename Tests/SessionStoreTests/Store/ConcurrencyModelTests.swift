@@ -77,6 +77,16 @@ import Testing
                     throw Failure("seed \(seed) task \(task) step \(step): remove returned \(String(describing: removed)), model \(String(describing: model[address]))")
                 }
                 model[address] = nil
+            case 95..<97:
+                // End this task's own tab: drops exactly the model entries of that instance.
+                let own = try session.instance("own\(task)")
+                try own.save(step, for: "x")
+                try own.end()
+                model = model.filter { !($0.key.session == address.session && $0.key.instance == "own\(task)") }
+            case 97..<98:
+                let own = try session.instance("own\(task)")
+                try own.save(step, for: "x")
+                model[Address(session: address.session, instance: "own\(task)", key: "x")] = step
             default:
                 // A batch over this task's keys in one session: all or nothing.
                 var batch = WriteBatch()
