@@ -18,8 +18,8 @@ import Darwin
 /// transaction runs with `gate` held shared and ``grow(ceiling:)`` /
 /// ``adoptResize()`` take it exclusively.
 // @unchecked Sendable: the environment handle is safe to share between threads under
-// MDB_NOTLS; mutable state (`mapSize`, `isClosed`) is guarded by `gate` (exclusive to
-// change, shared to read) and the reserved reader by its own Mutex.
+// MDB_NOTLS; mutable state (`currentMapSize`, `isClosed`) is guarded by `gate` (exclusive to
+// change, shared to read) and the idle read transactions by their own Mutex.
 final class Environment: @unchecked Sendable {
     /// Options for ``init(path:options:)``.
     struct Options {
@@ -36,17 +36,24 @@ final class Environment: @unchecked Sendable {
     let path: String
     private let gate = ReadWriteGate()
     private var isClosed = false
-    private(set) var mapSize: Int
+    private var currentMapSize: Int
+
+    /// The map size this process uses now, in bytes.
+    var mapSize: Int { gate.withShared { currentMapSize } }
     /// How many read transactions ``read(_:)`` began (tests use it to see cache hits).
     private let readCount = Atomic<Int>(0)
-    /// A read transaction kept reset between uses, renewed to learn the newest snapshot id.
-    private let reservedReader: Mutex<ReservedReader>
+    /// Read transactions kept reset between uses, renewed for the next read.
+    ///
+    /// `mdb_txn_renew` on a reset transaction keeps its reader slot, so a read avoids the
+    /// reader-table mutex and the allocation a fresh `mdb_txn_begin` costs.
+    private let idleReaders = Mutex<[ReaderHandle]>([])
 
-    /// The reserved read transaction's handle.
-    // @unchecked Sendable: the handle is used only while the Mutex holding it is locked,
-    // and LMDB's MDB_NOTLS lets a read transaction move between threads.
-    private struct ReservedReader: @unchecked Sendable {
-        var txn: OpaquePointer?
+    /// A reset read transaction's handle.
+    // @unchecked Sendable: a handle is used by one thread at a time (it is taken out of
+    // `idleReaders` under its Mutex before use), and MDB_NOTLS lets a read transaction
+    // move between threads.
+    private struct ReaderHandle: @unchecked Sendable {
+        var txn: OpaquePointer
     }
 
     /// Opens (creating when missing) the environment in the existing directory `path`.
@@ -67,11 +74,7 @@ final class Environment: @unchecked Sendable {
             try LMDBError.check(mdb_reader_check(env, &dead), "mdb_reader_check")
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(env, &info), "mdb_env_info")
-            mapSize = max(info.me_mapsize, options.mapSize)
-            var reader: OpaquePointer?
-            try LMDBError.check(mdb_txn_begin(env, nil, UInt32(MDB_RDONLY), &reader), "mdb_txn_begin")
-            mdb_txn_reset(reader)
-            reservedReader = Mutex(ReservedReader(txn: reader))
+            currentMapSize = max(info.me_mapsize, options.mapSize)
         } catch {
             mdb_env_close(env)
             throw error
@@ -95,9 +98,9 @@ final class Environment: @unchecked Sendable {
         gate.withExclusive {
             guard !isClosed else { return }
             isClosed = true
-            reservedReader.withLock { reader in
-                if let txn = reader.txn { mdb_txn_abort(txn) }
-                reader.txn = nil
+            idleReaders.withLock { readers in
+                for reader in readers { mdb_txn_abort(reader.txn) }
+                readers.removeAll()
             }
             mdb_env_close(handle)
         }
@@ -122,45 +125,55 @@ final class Environment: @unchecked Sendable {
 
     /// The id of the newest snapshot a new reader sees: the last commit visible to readers.
     ///
-    /// Uses the reserved read transaction (`mdb_txn_renew`, `mdb_txn_id`, `mdb_txn_reset`),
-    /// which costs a few nanoseconds and, unlike `mdb_env_info`, never runs ahead of what
-    /// readers see.
-    func snapshotID() throws(LMDBError) -> Int {
-        while true {
-            let result: Result<Int, LMDBError> = gate.withShared {
-                guard !isClosed else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_renew")) }
-                return reservedReader.withLock { reader in
-                    guard let txn = reader.txn else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_renew")) }
-                    let rc = mdb_txn_renew(txn)
-                    if rc != 0 { return .failure(LMDBError(code: rc, function: "mdb_txn_renew")) }
-                    let id = Int(mdb_txn_id(txn))
-                    mdb_txn_reset(txn)
-                    return .success(id)
-                }
-            }
-            switch result {
-            case .success(let id): return id
-            case .failure(let error) where error.code == LMDBError.mapResized:
-                try adoptResize()
-            case .failure(let error): throw error
-            }
+    /// Renews an idle read transaction (`mdb_txn_renew`, `mdb_txn_id`, `mdb_txn_reset`),
+    /// which costs nanoseconds and, unlike `mdb_env_info`, never runs ahead of what readers see.
+    func snapshotID() throws -> Int {
+        try withReadTransaction(counted: false) { $0.id }
+    }
+
+    /// Takes an idle read transaction and renews it, or begins a new one.
+    ///
+    /// Returns nil on `MDB_MAP_RESIZED`. Call with `gate` held shared.
+    private func beginRead() -> Result<OpaquePointer, LMDBError>? {
+        if let idle = idleReaders.withLock({ $0.popLast() }) {
+            let rc = mdb_txn_renew(idle.txn)
+            if rc == 0 { return .success(idle.txn) }
+            mdb_txn_abort(idle.txn)
+            if rc == LMDBError.mapResized { return nil }
+            return .failure(LMDBError(code: rc, function: "mdb_txn_renew"))
         }
+        var txn: OpaquePointer?
+        let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+        if rc == LMDBError.mapResized { return nil }
+        if rc != 0 { return .failure(LMDBError(code: rc, function: "mdb_txn_begin(read)")) }
+        return .success(txn!)
+    }
+
+    /// Resets a read transaction and keeps it for the next read.
+    private func endRead(_ txn: OpaquePointer) {
+        mdb_txn_reset(txn)
+        idleReaders.withLock { $0.append(ReaderHandle(txn: txn)) }
     }
 
     /// Runs `body` in a read-only transaction on the newest snapshot.
     ///
     /// The transaction and every buffer it returns are valid only inside `body`.
     func read<R>(_ body: (Transaction) throws -> R) throws -> R {
+        try withReadTransaction(counted: true, body)
+    }
+
+    private func withReadTransaction<R>(counted: Bool, _ body: (Transaction) throws -> R) throws -> R {
         while true {
             let outcome: Result<R, LMDBError>? = try gate.withShared { () throws -> Result<R, LMDBError>? in
                 guard !isClosed else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_begin")) }
-                var txn: OpaquePointer?
-                let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
-                if rc == LMDBError.mapResized { return nil }
-                if rc != 0 { return .failure(LMDBError(code: rc, function: "mdb_txn_begin(read)")) }
-                defer { mdb_txn_abort(txn) }
-                readCount.add(1, ordering: .relaxed)
-                return .success(try body(Transaction(handle: txn!)))
+                switch beginRead() {
+                case nil: return nil
+                case .failure(let error)?: return .failure(error)
+                case .success(let txn)?:
+                    defer { endRead(txn) }
+                    if counted { readCount.add(1, ordering: .relaxed) }
+                    return .success(try body(Transaction(handle: txn)))
+                }
             }
             switch outcome {
             case nil: try adoptResize()
@@ -210,12 +223,12 @@ final class Environment: @unchecked Sendable {
             guard !isClosed else { throw LMDBError(code: EINVAL, function: "mdb_env_set_mapsize") }
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(handle, &info), "mdb_env_info")
-            let current = max(info.me_mapsize, mapSize)
+            let current = max(info.me_mapsize, currentMapSize)
             var target = current > Int.max / 2 ? Int.max : current * 2
             if let ceiling { target = min(target, ceiling) }
             guard target > current else { return false }
             try LMDBError.check(mdb_env_set_mapsize(handle, target), "mdb_env_set_mapsize")
-            mapSize = target
+            currentMapSize = target
             return true
         }
     }
@@ -227,7 +240,7 @@ final class Environment: @unchecked Sendable {
             try LMDBError.check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize")
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(handle, &info), "mdb_env_info")
-            mapSize = info.me_mapsize
+            currentMapSize = info.me_mapsize
         }
     }
 
