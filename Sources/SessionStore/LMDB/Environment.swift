@@ -19,7 +19,7 @@ import Darwin
 /// ``adoptResize()`` take it exclusively.
 // @unchecked Sendable: the environment handle is safe to share between threads under
 // MDB_NOTLS; mutable state (`currentMapSize`, `isClosed`) is guarded by `gate` (exclusive to
-// change, shared to read) and the idle read transactions by their own Mutex.
+// change, shared to read) and the idle read transactions by their own lock.
 final class Environment: @unchecked Sendable {
     /// Options for ``init(path:options:)``.
     struct Options {
@@ -46,11 +46,11 @@ final class Environment: @unchecked Sendable {
     ///
     /// `mdb_txn_renew` on a reset transaction keeps its reader slot, so a read avoids the
     /// reader-table mutex and the allocation a fresh `mdb_txn_begin` costs.
-    private let idleReaders = Mutex<[ReaderHandle]>([])
+    private let idleReaders = Lock<[ReaderHandle]>([])
 
     /// A reset read transaction's handle.
     // @unchecked Sendable: a handle is used by one thread at a time (it is taken out of
-    // `idleReaders` under its Mutex before use), and MDB_NOTLS lets a read transaction
+    // `idleReaders` under its lock before use), and MDB_NOTLS lets a read transaction
     // move between threads.
     private struct ReaderHandle: @unchecked Sendable {
         var txn: OpaquePointer

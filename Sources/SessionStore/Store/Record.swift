@@ -1,5 +1,4 @@
 import CBORCoding
-import Synchronization
 
 /// A stored record: one CBOR data item, `21331([version, typeName, value])`.
 ///
@@ -103,7 +102,7 @@ enum Record {
 
 /// Type names as stored in records, computed once per type.
 enum TypeName {
-    private static let cache = Mutex<[ObjectIdentifier: [UInt8]]>([:])
+    private static let cache = Lock<[ObjectIdentifier: [UInt8]]>([:])
 
     /// The UTF-8 bytes of `String(reflecting: type)`.
     static func bytes(of type: Any.Type) -> [UInt8] {

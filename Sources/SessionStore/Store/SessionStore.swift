@@ -37,7 +37,7 @@ public final class SessionStore: Sendable {
     let builds = ConditionLock<Set<[UInt8]>>([])
 
     /// Paths open in this process.
-    private static let openPaths = Mutex<Set<String>>([])
+    private static let openPaths = Lock<Set<String>>([])
 
     /// Opens the store at `path`, creating the directory (mode 0700) and files (0600) when missing.
     ///

@@ -1,4 +1,3 @@
-import Synchronization
 
 /// A bounded read-through cache of decoded values, keyed by record key bytes.
 ///
@@ -36,11 +35,11 @@ final class ValueCache: Sendable {
     }
 
     let capacity: Int
-    private let state: Mutex<State>
+    private let state: Lock<State>
 
     init(capacity: Int) {
         self.capacity = capacity
-        state = Mutex(State())
+        state = Lock(State())
     }
 
     var isEnabled: Bool { capacity > 0 }
