@@ -87,6 +87,10 @@ final class Environment: @unchecked Sendable {
         close()
     }
 
+    /// How many times this process adopted a map size set by another process.
+    var adoptedResizes: Int { adoptCount.load(ordering: .relaxed) }
+    private let adoptCount = Atomic<Int>(0)
+
     /// How many read transactions ``read(_:)`` has begun since open.
     var readTransactions: Int { readCount.load(ordering: .relaxed) }
 
@@ -238,6 +242,7 @@ final class Environment: @unchecked Sendable {
         try gate.withExclusive { () throws(LMDBError) in
             guard !isClosed else { throw LMDBError(code: EINVAL, function: "mdb_env_set_mapsize") }
             try LMDBError.check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize")
+            adoptCount.add(1, ordering: .relaxed)
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(handle, &info), "mdb_env_info")
             currentMapSize = info.me_mapsize

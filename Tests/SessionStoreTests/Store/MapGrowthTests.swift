@@ -56,4 +56,23 @@ import Testing
             #expect(try session.load(Data.self, for: "again")?.count == Self.chunk.count)
         }
     }
+
+    @Test func aMapGrownByAnotherProcessIsAdopted() async throws {
+        try await withTemporaryStore(.init(mapSize: 1 << 20)) { store, path in
+            let session = try store.session("s")
+            try session.save("before", for: "k")
+            #expect(try session.load(String.self, for: "k") == "before")
+            // The child starts at 1 MiB too and grows the map to hold 16 MiB.
+            let child = try runProduct("sessionstore-child", ["fill", path, "other", "256", "65536"])
+            #expect(child.status == 0, "\(child.output)")
+            let other = try store.session("other")
+            for index in [0, 100, 255] {
+                #expect(try other.load(Data.self, for: "fill\(index)")?.count == 65536)
+            }
+            try session.save("after", for: "k")
+            #expect(try session.load(String.self, for: "k") == "after")
+            #expect(store.environment.mapSize >= 16 << 20)
+            #expect(store.environment.adoptedResizes >= 1)
+        }
+    }
 }
