@@ -110,6 +110,20 @@ final class Environment: @unchecked Sendable {
         }
     }
 
+    /// Frees the reader slots of processes that died inside a read transaction.
+    ///
+    /// Runs at open and periodically from the writer, so a reader killed while the store
+    /// stays open (a dump tool, a crashed worker) does not pin old pages for ever.
+    @discardableResult
+    func reclaimStaleReaders() throws(LMDBError) -> Int {
+        try gate.withShared { () throws(LMDBError) -> Int in
+            guard !isClosed else { return 0 }
+            var dead: Int32 = 0
+            try LMDBError.check(mdb_reader_check(handle, &dead), "mdb_reader_check")
+            return Int(dead)
+        }
+    }
+
     /// Flushes written data to disk (`mdb_env_sync` with force).
     func sync() throws(LMDBError) {
         try gate.withShared { () throws(LMDBError) in

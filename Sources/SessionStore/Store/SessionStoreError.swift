@@ -64,12 +64,14 @@ extension SessionStoreError {
         switch error.code {
         case LMDBError.mapFull:
             self.init(.mapFull, "\(action): the store reached its maximum map size; raise Configuration.maxMapSize or remove data (\(error))")
-        case LMDBError.corrupted, LMDBError.invalid, LMDBError.panic, LMDBError.versionMismatch:
+        case LMDBError.panic:
+            self.init(.ioFailure, "\(action): an earlier disk write failed and LMDB stopped using this environment; the files are intact: close and reopen the store (\(error))")
+        case LMDBError.corrupted, LMDBError.invalid, LMDBError.versionMismatch:
             self.init(.corruptedRecord, "\(action): the store's files are damaged or not LMDB files (\(error))")
         case EACCES, EPERM:
             self.init(.permissionDenied, "\(action): permission denied (\(error))")
         case _ where error.isIOFailure:
-            self.init(.ioFailure, "\(action): a disk write or sync failed; writes are refused until the store is reopened (\(error))")
+            self.init(.ioFailure, "\(action): a disk write or sync failed (\(error))")
         default:
             self.init(.storageFailure, "\(action): \(error)")
         }

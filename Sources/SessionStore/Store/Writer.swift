@@ -106,6 +106,7 @@ final class Writer: Sendable {
 
     private func run() {
         var dirtySince: UInt64?
+        var commitsSinceReaderCheck = 0
         while true {
             let deadline = dirtySince.map { $0 &+ (syncInterval ?? 0) }
             let (batch, stopping) = queue.withLock(
@@ -118,6 +119,12 @@ final class Writer: Sendable {
             }
             if !batch.isEmpty {
                 process(batch)
+                commitsSinceReaderCheck += 1
+                if commitsSinceReaderCheck >= 64 {
+                    // Dead readers pin old snapshots, making the file grow; free their slots.
+                    _ = try? environment.reclaimStaleReaders()
+                    commitsSinceReaderCheck = 0
+                }
                 if syncInterval != nil, dirtySince == nil { dirtySince = MonotonicClock.nanoseconds() }
             }
             if let since = dirtySince, stopping || MonotonicClock.nanoseconds() >= since &+ (syncInterval ?? 0) {

@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+@testable import SessionStore
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// SIGKILL a child inside a read transaction; its stale reader slot must be reclaimed,
+/// and the file must not keep growing under later rewrites.
+///
+/// A reader child loads a 4 MiB value in a loop with the cache off. The parent stops it
+/// with SIGSTOP until LMDB's reader table (read with `mdb_reader_list`) shows its slot
+/// pinning a snapshot, so it is known to be inside a read transaction. A holder process
+/// keeps the store open throughout, so the lock file (and the stale slot) survive.
+///
+/// 1. Control: while the stopped reader is alive, rewriting the same keys must grow
+///    data.mdb by megabytes: a pinned snapshot keeps its pages, and the measurement can
+///    see it (a test that cannot fail would not).
+/// 2. The reader is SIGKILLed inside its transaction; the slot of the dead process stays
+///    in the table, still pinning its snapshot.
+/// 3. The parent closes and reopens the store (open runs `mdb_reader_check`): the slot
+///    is gone, and thousands of rewrites after a warm-up leave the file size bounded.
+/// 4. Every value is checked at the end.
+///
+/// Between 2 and 3 it also checks that the parent's store, open across the kill, stops
+/// growing after a warm-up (a server that outlives a killed reader process): the writer
+/// runs `mdb_reader_check` every 64 commits.
+struct KilledReaderScenario: CrashScenario {
+    let name = "killed-reader"
+    var iterations: Int { 2 }
+
+    static let churnKeys = 120
+    static let blobSize = 4 << 20
+
+    func run(_ context: ScenarioContext) async throws {
+        let directory = TemporaryDirectory("reader")
+        defer { directory.remove() }
+        let path = directory.child("store")
+        let dataFile = path + "/data.mdb"
+        var churn = Churn(seed: context.seed)
+        let blob = Workload.payload(seq: Int(truncatingIfNeeded: context.seed % 1_000_000), part: 8, length: Self.blobSize)
+        do {
+            let store = try SessionStore(path: path)
+            try await store.session("r").save(blob, for: "blob")
+            try churn.run(store, commits: 50)
+            try store.close()
+        }
+
+        let holder = try ChildProcess("hold", path: path, seed: context.seed)
+        defer { holder.terminate() }
+        let reader = try ChildProcess("reader", path: path, seed: context.seed)
+        defer { reader.terminate() }
+        guard holder.waitFor("ready", timeout: .seconds(30)) != nil, reader.waitFor("reading", timeout: .seconds(30)) != nil else {
+            context.fail("the holder or reader never started: \(holder.standardError.suffix(400)) \(reader.output.suffix(3)) \(reader.standardError.suffix(800))")
+            return
+        }
+
+        // Stop the reader inside a read transaction (seen in the reader table).
+        var pinned: ReaderSlot?
+        for _ in 0..<60 {
+            await pause(context.milliseconds(1, 15))
+            reader.send(SIGSTOP)
+            let slots = try readerTable(path)
+            if let slot = slots.first(where: { $0.pid == reader.pid && $0.snapshot != nil }) {
+                pinned = slot
+                break
+            }
+            context.tally.count("stops-outside-read-txn (retried)")
+            reader.send(SIGCONT)
+        }
+        guard let pinned else {
+            context.fail("could not stop the reader inside a read transaction in 60 attempts")
+            return
+        }
+
+        // 1. Control: a live pinned reader makes rewrites grow the file.
+        var store = try SessionStore(path: path, configuration: Churn.configuration)
+        try churn.run(store, commits: 200)
+        let controlStart = fileSize(dataFile)
+        try churn.run(store, commits: 1_000)
+        let controlGrowth = fileSize(dataFile) - controlStart
+        context.tally.maximum("control-growth-kib", controlGrowth >> 10)
+        context.check(controlGrowth >= 2 << 20,
+                      "control: with a reader pinning snapshot \(pinned.snapshot!), 1000 rewrites grew data.mdb by only \(controlGrowth) bytes; the growth measurement cannot see a pinned snapshot")
+
+        // 2. Kill the reader inside its read transaction.
+        try reader.killAndCollect()
+        context.tally.kills += 1
+
+        // A process that stays open across the kill must stop growing too.
+        try churn.run(store, commits: 300)
+        let serverStart = fileSize(dataFile)
+        try churn.run(store, commits: 1_000)
+        let serverGrowth = fileSize(dataFile) - serverStart
+        context.tally.maximum("server-growth-after-kill-kib", serverGrowth >> 10)
+        context.check(serverGrowth <= 256 << 10,
+                                "a store that stayed open while a reader process was killed inside its read transaction grew by \(serverGrowth) bytes over 1000 rewrites (after 300 warm-up rewrites): the dead reader's snapshot stays pinned until the store is reopened")
+        try store.close()
+
+        let stale = try readerTable(path).filter { $0.pid == reader.pid }
+        if stale.contains(where: { $0.snapshot != nil }) {
+            context.tally.count("stale-slots-seen-after-kill")
+        }
+
+        // 3. Reopen: mdb_reader_check reclaims the slot; rewrites stay bounded.
+        store = try SessionStore(path: path, configuration: Churn.configuration)
+        try churn.run(store, commits: 600)
+        let boundedStart = fileSize(dataFile)
+        try churn.run(store, commits: 3_000)
+        let boundedGrowth = fileSize(dataFile) - boundedStart
+        context.tally.maximum("growth-after-reopen-kib", boundedGrowth >> 10)
+        context.check(boundedGrowth <= 256 << 10,
+                      "after the reopen, 3000 rewrites of the same \(Self.churnKeys) keys grew data.mdb by \(boundedGrowth) bytes (from \(boundedStart)); the dead reader's snapshot still seems pinned")
+        try store.close()
+        let after = try readerTable(path).filter { $0.pid == reader.pid }
+        context.check(after.isEmpty, "the dead reader's slot is still in the reader table after the reopen: \(after)")
+        if after.isEmpty { context.tally.count("stale-slots-reclaimed") }
+        holder.terminate()
+
+        // 4. Every value is intact.
+        var expectations = StoreExpectations()
+        expectations.present = churn.expected
+        expectations.present[.session("r", "blob")] = .data(blob)
+        let (counts, _) = try inspectStore(at: path, expectations)
+        context.tally.count("rewrite-commits", churn.commits)
+        context.record(counts, after: "the reader killed in its read transaction")
+    }
+}
+
+/// Rewrites the same keys of session `churn` over and over, one batch of 10 per commit.
+struct Churn {
+    /// Relaxed durability: the churn needs many commits, not their syncs (page reuse does
+    /// not depend on them).
+    static let configuration = SessionStore.Configuration(durability: .relaxed(syncInterval: .seconds(60)))
+
+    let seed: UInt64
+    private(set) var commits = 0
+    private(set) var expected: [RecordName: ExpectedValue] = [:]
+
+    init(seed: UInt64) { self.seed = seed }
+
+    mutating func run(_ store: SessionStore, commits count: Int) throws {
+        let session = try store.session("churn")
+        for _ in 0..<count {
+            var batch = WriteBatch()
+            for slot in 0..<10 {
+                let key = (commits * 10 + slot) % KilledReaderScenario.churnKeys
+                let value = Workload.payload(seq: commits * 1_000 + key, part: 7, length: 300 + (key * 37) % 500)
+                try batch.save(value, for: "c\(key)", in: session)
+                expected[.session("churn", "c\(key)")] = .data(value)
+            }
+            try store.apply(batch)
+            commits += 1
+        }
+    }
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Synchronization
+
+/// The LD_PRELOAD fault shim (Tools/FaultShim/faultshim.c), compiled at run time.
+///
+/// Built once per source version into the temporary directory and reused by later runs.
+/// The compiler is the first that works of: `$CC`; `clang`, `cc`, `gcc` on `PATH`; the
+/// `clang` beside the `swift` driver on `PATH` (Swift toolchains ship one); and
+/// `/opt/swift/usr/bin/clang`, `/usr/bin/clang`. When none works the I/O fault
+/// scenarios fail, naming every candidate and its error: they are never skipped.
+enum FaultShim {
+    private static let built = Mutex<Result<String, ChildError>?>(nil)
+
+    /// The path of the compiled shared library.
+    static func library() throws -> String {
+        try built.withLock { cached in
+            if cached == nil { cached = compile() }
+            return try cached!.get()
+        }
+    }
+
+    /// The shim's C source, found from this file's path in the repository.
+    static var source: String {
+        URL(fileURLWithPath: #filePath)
+            .deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Tools/FaultShim/faultshim.c").path
+    }
+
+    /// Compiles the shim to `<tmp>/sessionstore-faultshim-<hash of the source>.so`, or
+    /// reuses that file when an earlier run built the same source.
+    private static func compile() -> Result<String, ChildError> {
+        guard let sourceBytes = FileManager.default.contents(atPath: source) else {
+            return .failure(ChildError("the fault shim source is missing at \(source)"))
+        }
+        let hash = sourceBytes.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
+        let output = NSTemporaryDirectory() + "sessionstore-faultshim-\(getuid())-\(String(hash, radix: 16)).so"
+        if FileManager.default.fileExists(atPath: output) { return .success(output) }
+        let partial = output + ".\(getpid()).partial"
+        var attempts: [String] = []
+        for compiler in candidates() {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: compiler)
+            process.arguments = ["-shared", "-fPIC", "-O1", "-o", partial, source, "-ldl", "-lpthread"]
+            let errors = Pipe()
+            process.standardError = errors
+            process.standardOutput = errors
+            do {
+                try process.run()
+            } catch {
+                attempts.append("\(compiler): \(error)")
+                continue
+            }
+            let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            if process.terminationStatus == 0 && rename(partial, output) == 0 {
+                print("fault shim: compiled \(source) with \(compiler) to \(output)")
+                return .success(output)
+            }
+            unlink(partial)
+            attempts.append("\(compiler): exit \(process.terminationStatus): \(text.prefix(400))")
+        }
+        return .failure(ChildError("cannot compile the fault shim \(source); tried: \(attempts.isEmpty ? "no compiler found" : attempts.joined(separator: "; ")). Install clang or gcc, or set CC"))
+    }
+
+    /// Compilers to try, in order, existing and executable.
+    private static func candidates() -> [String] {
+        let environment = ProcessInfo.processInfo.environment
+        let path = (environment["PATH"] ?? "").split(separator: ":").map(String.init)
+        var names: [String] = []
+        if let cc = environment["CC"], !cc.isEmpty {
+            names.append(cc.contains("/") ? cc : path.map { $0 + "/" + cc }.first(where: isExecutable) ?? cc)
+        }
+        for name in ["clang", "cc", "gcc"] {
+            if let found = path.map({ $0 + "/" + name }).first(where: isExecutable) { names.append(found) }
+        }
+        if let swift = path.map({ $0 + "/swift" }).first(where: isExecutable) {
+            let resolved = URL(fileURLWithPath: swift).resolvingSymlinksInPath().deletingLastPathComponent()
+            names.append(resolved.appendingPathComponent("clang").path)
+        }
+        names += ["/opt/swift/usr/bin/clang", "/usr/bin/clang", "/usr/bin/cc"]
+        var seen: Set<String> = []
+        return names.filter { isExecutable($0) && seen.insert($0).inserted }
+    }
+
+    private static func isExecutable(_ path: String) -> Bool {
+        FileManager.default.isExecutableFile(atPath: path)
+    }
+}
