@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Fuzzes the CBOR decoder with libFuzzer for N seconds (default 60).
+#
+#   Tools/Fuzz/run.sh [seconds]
+#
+# Compiles Tools/Fuzz/FuzzDecoder.swift together with Sources/CBORCoding/*.swift
+# (swiftc -sanitize=fuzzer,address: `swift build -Xswiftc -sanitize=fuzzer` does not
+# link here), seeds the corpus from Fixtures/CBOR, and runs. Everything goes to
+# .build-fuzz/ at the repository root. Exits nonzero if the fuzzer finds a crash,
+# a sanitizer error or a failed check; the input that caused it is saved in
+# .build-fuzz/artifacts/.
+set -euo pipefail
+
+seconds="${1:-60}"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+out="$root/.build-fuzz"
+swiftc="${SWIFTC:-}"
+if [[ -z "$swiftc" ]]; then
+    if command -v swiftc >/dev/null 2>&1; then swiftc="swiftc"; else swiftc="/opt/swift/usr/bin/swiftc"; fi
+fi
+
+mkdir -p "$out/corpus" "$out/artifacts" "$out/module-cache"
+
+echo "Compiling the fuzz target..."
+"$swiftc" -sanitize=fuzzer,address -parse-as-library -O \
+    -module-name CBORFuzz -module-cache-path "$out/module-cache" \
+    "$root"/Sources/CBORCoding/*.swift "$root/Tools/Fuzz/FuzzDecoder.swift" \
+    -o "$out/fuzz-decoder" 2> >(grep -v "Cannot export local symbol" >&2)
+
+echo "Seeding the corpus from Fixtures/CBOR..."
+for file in "$root"/Fixtures/CBOR/malformed/*.hex "$root"/Fixtures/CBOR/wellformed/*.hex; do
+    name="$(basename "$(dirname "$file")")-$(basename "$file" .hex)"
+    { grep -v '^#' "$file" || true; } | tr -d ' \n\r\t' | perl -ne 'print pack("H*", $_)' > "$out/corpus/$name"
+done
+
+echo "Fuzzing for ${seconds}s..."
+set +e
+"$out/fuzz-decoder" "$out/corpus" \
+    -max_total_time="$seconds" \
+    -max_len=4096 \
+    -timeout=10 \
+    -rss_limit_mb=2048 \
+    -print_final_stats=1 \
+    -artifact_prefix="$out/artifacts/" 2>&1 | tee "$out/last-run.log" | grep -vE '^#[0-9]+.*(NEW|REDUCE|pulse)' 
+status=${PIPESTATUS[0]}
+set -e
+if [[ $status -ne 0 ]]; then
+    echo "FUZZING FOUND A PROBLEM (exit $status); see $out/last-run.log and $out/artifacts/" >&2
+    exit "$status"
+fi
+echo "No crash in ${seconds}s. Full log: $out/last-run.log"
