@@ -56,17 +56,22 @@ struct Cursor {
         }
     }
 
-    /// Deletes every pair whose key starts with `prefix` and returns how many there were.
-    mutating func deleteAll(withPrefix prefix: [UInt8]) throws(LMDBError) -> Int {
+    /// Deletes every pair whose key starts with `prefix`.
+    ///
+    /// - Parameter collectKeys: whether to return the deleted keys (for the cache).
+    /// - Returns: how many pairs were deleted, and their keys when asked.
+    mutating func deleteAll(withPrefix prefix: [UInt8], collectKeys: Bool) throws(LMDBError) -> (count: Int, keys: [[UInt8]]) {
         var count = 0
+        var keys: [[UInt8]] = []
         var entry = try seek(atLeast: prefix)
         while let current = entry, current.key.starts(with: prefix) {
+            if collectKeys { keys.append(Array(current.key)) }
             try deleteCurrent()
             count += 1
             // Seek again rather than rely on where mdb_cursor_del leaves the cursor,
             // which differs between LMDB versions at page boundaries.
             entry = try seek(atLeast: prefix)
         }
-        return count
+        return (count, keys)
     }
 }

@@ -66,10 +66,14 @@ enum KeyLayout {
     /// - Throws: `.encodingFailed` when the key does not encode, `.keyTooLong` when the
     ///   result exceeds `limit` bytes.
     static func recordKey<K: Encodable>(_ prefix: [UInt8], _ key: K, limit: Int) throws(SessionStoreError) -> [UInt8] {
-        var bytes = prefix
+        var bytes: [UInt8]
         if let name = key as? String {
+            bytes = []
+            bytes.reserveCapacity(prefix.count + name.utf8.count + 9)
+            bytes.append(contentsOf: prefix)
             appendText(name, to: &bytes)
         } else {
+            bytes = prefix
             do {
                 var encoder = CBOREncoder()
                 encoder.deterministic = true

@@ -207,8 +207,12 @@ public final class SessionStore: Sendable {
     }
 
     /// Decodes a previous record as `V`, or nil when it holds another type or does not decode.
-    func previous<V: Decodable>(_ type: V.Type, from bytes: [UInt8]?) -> V? {
-        guard let bytes else { return nil }
+    func previous<V: Decodable>(_ type: V.Type, from result: OperationResult) -> V? {
+        // The cache's replaced value is the previous record's value when its type is exactly V.
+        if let value = result.previousValue, Swift.type(of: value) == V.self, let typed = value as? V {
+            return typed
+        }
+        guard let bytes = result.previous else { return nil }
         return bytes.withUnsafeBytes { try? Record.decode(V.self, from: $0, key: "", decoder: decoder) }
     }
 

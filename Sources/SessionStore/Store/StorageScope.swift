@@ -27,7 +27,7 @@ extension StorageScope {
         let store = reference.store
         let operation = try saveOperation(value, for: key)
         let result = try store.write([operation])
-        return store.previous(Value.self, from: result[0].previous)
+        return store.previous(Value.self, from: result[0])
     }
 
     /// Stores `value` under `key`, suspending until the commit is durable.
@@ -44,7 +44,7 @@ extension StorageScope {
         let store = reference.store
         let operation = try saveOperation(value, for: key)
         let result = try await store.write([operation])
-        return store.previous(Value.self, from: result[0].previous)
+        return store.previous(Value.self, from: result[0])
     }
 
     /// The value under `key`, or nil when there is none.
@@ -77,7 +77,7 @@ extension StorageScope {
     ) throws(SessionStoreError) -> Value? {
         let store = reference.store
         let result = try store.write([.delete(key: try recordKey(key), returnPrevious: true)])
-        return store.previous(Value.self, from: result[0].previous)
+        return store.previous(Value.self, from: result[0])
     }
 
     /// Removes the value under the untyped `key`, whatever its type; returns whether there was one.
@@ -92,7 +92,7 @@ extension StorageScope {
     public func remove<Value>(_ key: Key<Value>) async throws(SessionStoreError) -> Value? {
         let store = reference.store
         let result = try await store.write([.delete(key: try recordKey(key.name), returnPrevious: true)])
-        return store.previous(Value.self, from: result[0].previous)
+        return store.previous(Value.self, from: result[0])
     }
 
     /// Removes the value under the untyped `key`, suspending until the commit is durable.

@@ -16,11 +16,17 @@ enum WriteOperation: @unchecked Sendable {
 }
 
 /// What one ``WriteOperation`` found and did.
-struct OperationResult: Sendable {
+struct OperationResult: @unchecked Sendable {
+    // @unchecked Sendable: `previousValue` is a value the cache held, which entered the
+    // cache as a caller's `Codable & Sendable` value.
     /// The record that was under the key before (put, delete) or that stayed (insert).
     var previous: [UInt8]?
-    /// Keys deleted by `deletePrefix`; for insert, 1 when it stored the record.
+    /// Keys deleted by `deletePrefix`; for insert and delete, 1 when it changed the key.
     var count = 0
+    /// The decoded value a put replaced, when the cache knew it exactly (saves a decode).
+    var previousValue: (any Sendable)?
+    /// The keys `deletePrefix` deleted, collected for the cache.
+    var deletedKeys: [[UInt8]] = []
 }
 
 /// The group-commit writer: one thread that batches concurrent write requests into one
@@ -54,6 +60,8 @@ final class Writer: Sendable {
     private let syncInterval: UInt64?
     /// The most requests one transaction takes.
     private let batchLimit = 1024
+    /// Where the callers of a multi-request commit are resumed.
+    private let completions = DispatchQueue(label: "SessionStore.writer.completions")
 
     init(environment: Environment, records: MDB_dbi, cache: ValueCache, mapCeiling: Int?, syncInterval: Duration?) {
         self.environment = environment
@@ -107,18 +115,32 @@ final class Writer: Sendable {
     private func run() {
         var dirtySince: UInt64?
         var commitsSinceReaderCheck = 0
+        var lastBatchSize = 0
+        var lastCommitNanoseconds: UInt64 = 0
         while true {
             let deadline = dirtySince.map { $0 &+ (syncInterval ?? 0) }
-            let (batch, stopping) = queue.withLock(
-                waitingUntil: { !$0.pending.isEmpty || $0.stopping }, deadline: deadline
-            ) { queue, _ -> ([Request], Bool) in
+            let hasPending = queue.withLock(waitingUntil: { !$0.pending.isEmpty || $0.stopping }, deadline: deadline) { queue, _ in
+                !queue.pending.isEmpty && !queue.stopping
+            }
+            if hasPending && lastBatchSize > 1 {
+                // Writers that were just resumed are about to write again: linger a moment
+                // (a third of the last commit, at most 1 ms) so they join this commit
+                // instead of splitting into alternating half-size groups.
+                let linger = min(lastCommitNanoseconds / 3, 1_000_000)
+                let until = MonotonicClock.nanoseconds() &+ linger
+                queue.withLock(waitingUntil: { $0.pending.count >= lastBatchSize || $0.stopping }, deadline: until) { _, _ in }
+            }
+            let (batch, stopping) = queue.withLock { queue -> ([Request], Bool) in
                 let count = min(queue.pending.count, batchLimit)
                 let batch = Array(queue.pending.prefix(count))
                 queue.pending.removeFirst(count)
                 return (batch, queue.stopping && queue.pending.isEmpty)
             }
             if !batch.isEmpty {
+                let started = MonotonicClock.nanoseconds()
                 process(batch)
+                lastCommitNanoseconds = MonotonicClock.nanoseconds() &- started
+                lastBatchSize = batch.count
                 commitsSinceReaderCheck += 1
                 if commitsSinceReaderCheck >= 64 {
                     // Dead readers pin old snapshots, making the file grow; free their slots.
@@ -159,8 +181,14 @@ final class Writer: Sendable {
             return
         }
         switch commit(batch) {
+        case .success(let results) where batch.count == 1:
+            batch[0].complete(.success(results[0]))
         case .success(let results):
-            for (request, result) in zip(batch, results) { request.complete(.success(result)) }
+            // Waking dozens of callers costs a syscall each: do it off the writer thread,
+            // so the next group commit starts at once.
+            completions.async {
+                for (request, result) in zip(batch, results) { request.complete(.success(result)) }
+            }
         case .failure(let error) where batch.count > 1 && error.code != .ioFailure:
             // The failure may be one request's own: give each its own commit and error.
             for request in batch { process([request]) }
@@ -173,21 +201,31 @@ final class Writer: Sendable {
     private func commit(_ batch: [Request]) -> Result<[[OperationResult]], SessionStoreError> {
         while true {
             do {
-                let (id, results) = try environment.write { txn in
+                let (id, committed) = try environment.write { txn in
                     (txn.id, try batch.map { request in try apply(request.operations, in: txn) })
                 }
+                var results = committed
+                guard cache.isEnabled else { return .success(results) }
                 var changes: [ValueCache.Change] = []
-                for (request, outcome) in zip(batch, results) {
-                    for (operation, result) in zip(request.operations, outcome) {
+                var origins: [(request: Int, operation: Int)] = []
+                for (requestIndex, request) in batch.enumerated() {
+                    for (operationIndex, operation) in request.operations.enumerated() {
+                        let result = results[requestIndex][operationIndex]
                         switch operation {
                         case .put(let key, _, let value, _): changes.append(.set(key, value))
-                        case .insert(let key, _, let value): if result.count == 1 { changes.append(.set(key, value)) }
+                        case .insert(let key, _, let value):
+                            if result.count == 1 { changes.append(.set(key, value)) } else { continue }
                         case .delete(let key, _): changes.append(.remove(key))
-                        case .deletePrefix(let prefix): changes.append(.removePrefix(prefix))
+                        case .deletePrefix(let prefix): changes.append(.removeKeys(result.deletedKeys, prefix: prefix))
                         }
+                        origins.append((requestIndex, operationIndex))
                     }
                 }
-                cache.apply(commit: id, changes: changes)
+                let replaced = cache.apply(commit: id, changes: changes)
+                for (changeIndex, value) in replaced {
+                    let origin = origins[changeIndex]
+                    results[origin.request][origin.operation].previousValue = value
+                }
                 return .success(results)
             } catch let error as LMDBError where error.code == LMDBError.mapFull {
                 do {
@@ -232,8 +270,9 @@ final class Writer: Sendable {
                     result.count = 1
                 }
             case .deletePrefix(let prefix):
-                result.count = try txn.withCursor(records) { cursor in
-                    try cursor.deleteAll(withPrefix: prefix)
+                let collect = cache.isEnabled
+                (result.count, result.deletedKeys) = try txn.withCursor(records) { cursor in
+                    try cursor.deleteAll(withPrefix: prefix, collectKeys: collect)
                 }
             }
             results.append(result)
