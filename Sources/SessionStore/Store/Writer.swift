@@ -46,10 +46,25 @@ final class Writer: Sendable {
 
     private struct Queue {
         var pending: [Request] = []
+        /// A thread is committing (a synchronous caller or the writer thread).
+        var busy = false
         var stopping = false
         var stopped = false
         var refusal: SessionStoreError?
+        /// Relaxed mode: when the first commit not yet synced was made.
+        var dirtySince: UInt64?
+        /// Commits since dead readers were last reclaimed.
+        var commitsSinceReaderCheck = 0
         var closedError = SessionStoreError(.storeClosed, "the store is closed; open it again to write")
+
+        /// Takes the writer role and the oldest pending requests, up to `limit`.
+        mutating func takeBatch(limit: Int) -> [Request] {
+            busy = true
+            let count = min(pending.count, limit)
+            let batch = Array(pending.prefix(count))
+            pending.removeFirst(count)
+            return batch
+        }
     }
 
     private let queue = ConditionLock(Queue())
@@ -75,20 +90,37 @@ final class Writer: Sendable {
     }
 
     /// Commits `operations` atomically, blocking the calling thread until done.
+    ///
+    /// When no commit is running, the calling thread commits itself, together with
+    /// whatever else is queued: waking the writer thread and being woken again would cost
+    /// two thread switches, more than an unsynced commit. Otherwise it queues its request
+    /// for the next group commit and waits.
     func perform(_ operations: [WriteOperation]) throws(SessionStoreError) -> [OperationResult] {
         let done = ConditionLock<Result<[OperationResult], SessionStoreError>?>(nil)
-        try submit(Request(operations: operations) { result in
+        let request = Request(operations: operations) { result in
             done.withLock { $0 = result }
             done.broadcast()
-        })
+        }
+        let batch = try queue.withLock { queue throws(SessionStoreError) -> [Request]? in
+            try Self.admit(request, to: &queue)
+            return queue.busy ? nil : queue.takeBatch(limit: batchLimit)
+        }
+        if let batch {
+            commitAsWriter(batch)
+        } else {
+            queue.broadcast()
+        }
         return try done.withLock(waitingUntil: { $0 != nil }) { result, _ in result! }.get()
     }
 
-    /// Commits `operations` atomically, suspending until done.
+    /// Commits `operations` atomically, suspending until done (the writer thread commits).
     func perform(_ operations: [WriteOperation]) async throws(SessionStoreError) -> [OperationResult] {
         let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[OperationResult], SessionStoreError>, Never>) in
             do throws(SessionStoreError) {
-                try submit(Request(operations: operations) { continuation.resume(returning: $0) })
+                try queue.withLock { queue throws(SessionStoreError) in
+                    try Self.admit(Request(operations: operations) { continuation.resume(returning: $0) }, to: &queue)
+                }
+                queue.broadcast()
             } catch {
                 continuation.resume(returning: .failure(error))
             }
@@ -96,13 +128,29 @@ final class Writer: Sendable {
         return try result.get()
     }
 
-    private func submit(_ request: Request) throws(SessionStoreError) {
-        try queue.withLock { queue throws(SessionStoreError) in
-            if queue.stopping { throw queue.closedError }
-            if let refusal = queue.refusal { throw refusal }
-            queue.pending.append(request)
+    private static func admit(_ request: Request, to queue: inout Queue) throws(SessionStoreError) {
+        if queue.stopping { throw queue.closedError }
+        if let refusal = queue.refusal { throw refusal }
+        queue.pending.append(request)
+    }
+
+    /// Commits `batch` holding the writer role, then gives the role up.
+    private func commitAsWriter(_ batch: [Request]) {
+        process(batch)
+        let reclaim = queue.withLock { queue -> Bool in
+            queue.busy = false
+            if syncInterval != nil, queue.dirtySince == nil { queue.dirtySince = MonotonicClock.nanoseconds() }
+            queue.commitsSinceReaderCheck += 1
+            guard queue.commitsSinceReaderCheck >= 64 else { return false }
+            queue.commitsSinceReaderCheck = 0
+            return true
         }
+        // Whatever was queued meanwhile goes to the writer thread.
         queue.broadcast()
+        if reclaim {
+            // Dead readers pin old snapshots, making the file grow; free their slots.
+            _ = try? environment.reclaimStaleReaders()
+        }
     }
 
     /// Commits what is queued, syncs, and stops the thread. Later requests throw `.storeClosed`.
@@ -112,57 +160,87 @@ final class Writer: Sendable {
         queue.withLock(waitingUntil: { $0.stopped }) { _, _ in }
     }
 
+    private enum Step {
+        case commit([Request])
+        case sync
+        case stop(sync: Bool)
+        case wait
+    }
+
+    /// The writer thread: commits queued requests (async callers', and sync callers' that
+    /// arrived during another commit), and in relaxed mode syncs every interval.
     private func run() {
-        var dirtySince: UInt64?
-        var commitsSinceReaderCheck = 0
         var lastBatchSize = 0
         var lastCommitNanoseconds: UInt64 = 0
         while true {
-            let deadline = dirtySince.map { $0 &+ (syncInterval ?? 0) }
-            let hasPending = queue.withLock(waitingUntil: { !$0.pending.isEmpty || $0.stopping }, deadline: deadline) { queue, _ in
-                !queue.pending.isEmpty && !queue.stopping
+            let interval = syncInterval ?? 0
+            // While another thread commits, wait for it to finish rather than for the deadline.
+            let deadline = queue.withLock { queue in queue.busy ? nil : queue.dirtySince.map { $0 &+ interval } }
+            var step = queue.withLock(
+                waitingUntil: { queue in
+                    // A commit made while this thread slept without a deadline sets one: wake to recompute it.
+                    !queue.busy && (!queue.pending.isEmpty || queue.stopping
+                        || (deadline == nil && queue.dirtySince != nil)
+                        || queue.dirtySince.map { MonotonicClock.nanoseconds() >= $0 &+ interval } == true)
+                },
+                deadline: deadline
+            ) { queue, ready -> Step in
+                guard ready else { return .wait }
+                if !queue.pending.isEmpty {
+                    if lastBatchSize > 1 && queue.pending.count < lastBatchSize { return .wait }
+                    return .commit(queue.takeBatch(limit: batchLimit))
+                }
+                if queue.stopping {
+                    queue.busy = true
+                    return .stop(sync: queue.dirtySince != nil)
+                }
+                if let since = queue.dirtySince, MonotonicClock.nanoseconds() >= since &+ interval {
+                    queue.busy = true
+                    return .sync
+                }
+                return .wait
             }
-            if hasPending && lastBatchSize > 1 {
+            if case .wait = step, lastBatchSize > 1 {
                 // Writers that were just resumed are about to write again: linger a moment
                 // (a third of the last commit, at most 1 ms) so they join this commit
                 // instead of splitting into alternating half-size groups.
-                let linger = min(lastCommitNanoseconds / 3, 1_000_000)
-                let until = MonotonicClock.nanoseconds() &+ linger
-                queue.withLock(waitingUntil: { $0.pending.count >= lastBatchSize || $0.stopping }, deadline: until) { _, _ in }
+                let until = MonotonicClock.nanoseconds() &+ min(lastCommitNanoseconds / 3, 1_000_000)
+                step = queue.withLock(
+                    waitingUntil: { $0.pending.count >= lastBatchSize || $0.stopping }, deadline: until
+                ) { queue, _ -> Step in
+                    queue.busy || queue.pending.isEmpty ? .wait : .commit(queue.takeBatch(limit: batchLimit))
+                }
+                if case .wait = step { lastBatchSize = 0 }
             }
-            let (batch, stopping) = queue.withLock { queue -> ([Request], Bool) in
-                let count = min(queue.pending.count, batchLimit)
-                let batch = Array(queue.pending.prefix(count))
-                queue.pending.removeFirst(count)
-                return (batch, queue.stopping && queue.pending.isEmpty)
-            }
-            if !batch.isEmpty {
+            switch step {
+            case .wait:
+                continue
+            case .commit(let batch):
                 let started = MonotonicClock.nanoseconds()
-                process(batch)
+                commitAsWriter(batch)
                 lastCommitNanoseconds = MonotonicClock.nanoseconds() &- started
                 lastBatchSize = batch.count
-                commitsSinceReaderCheck += 1
-                if commitsSinceReaderCheck >= 64 {
-                    // Dead readers pin old snapshots, making the file grow; free their slots.
-                    _ = try? environment.reclaimStaleReaders()
-                    commitsSinceReaderCheck = 0
-                }
-                if syncInterval != nil, dirtySince == nil { dirtySince = MonotonicClock.nanoseconds() }
-            }
-            if let since = dirtySince, stopping || MonotonicClock.nanoseconds() >= since &+ (syncInterval ?? 0) {
-                do {
-                    try environment.sync()
-                } catch {
-                    refuse(SessionStoreError(error, while: "syncing relaxed writes"))
-                }
-                dirtySince = nil
-            }
-            if stopping {
+            case .sync:
+                syncRelaxedWrites()
+                queue.withLock { $0.busy = false }
+                queue.broadcast()
+            case .stop(let sync):
+                if sync { syncRelaxedWrites() }
                 queue.withLock { $0.stopped = true }
                 queue.broadcast()
                 return
             }
         }
+    }
+
+    /// Syncs relaxed-mode commits; a failure refuses later writes. Call holding the writer role.
+    private func syncRelaxedWrites() {
+        do {
+            try environment.sync()
+        } catch {
+            refuse(SessionStoreError(error, while: "syncing relaxed writes"))
+        }
+        queue.withLock { $0.dirtySince = nil }
     }
 
     private func refuse(_ error: SessionStoreError) {
