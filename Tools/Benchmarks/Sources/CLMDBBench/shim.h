@@ -1,0 +1,2 @@
+// LMDB from the system package (Debian: liblmdb-dev), for the benchmark's raw-LMDB floor.
+#include <lmdb.h>
