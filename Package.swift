@@ -33,16 +33,18 @@ let package = Package(
             path: "Tools/TestChild"
         ),
 
-        // The child process the crash and fault scenarios start, kill and inspect.
+        // The child process the crash and fault scenarios start, kill and inspect, and the
+        // workload formulas it shares with the tests.
         .executableTarget(
             name: "sessionstore-crash-child",
-            dependencies: ["SessionStore"],
+            dependencies: ["SessionStore", "CrashWorkload"],
             path: "Tools/CrashChild"
         ),
+        .target(name: "CrashWorkload", path: "Tools/CrashWorkload"),
 
         .testTarget(name: "CBORCodingTests", dependencies: ["CBORCoding"]),
         .testTarget(name: "SessionStoreTests", dependencies: ["SessionStore", "sessionstore-child"]),
-        .testTarget(name: "IntegrationTests", dependencies: ["SessionStore", "sessionstore-crash-child"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["SessionStore", "CrashWorkload", "sessionstore-crash-child"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -26,9 +26,10 @@
 // never interleave and a line is in the pipe before the next commit starts. Every mode
 // exits when standard input reaches end of file (the parent went away).
 //
-// The payload formulas (`Workload`) have a twin in Tests/IntegrationTests/Support/
-// Workload.swift: the parent recomputes every value to check it byte for byte.
+// The payload formulas (`Workload`) live in Tools/CrashWorkload, shared with the tests,
+// which recompute every value to check it byte for byte.
 import Foundation
+import CrashWorkload
 import SessionStore
 import Synchronization
 
@@ -114,66 +115,9 @@ struct Options {
     func flag(_ name: String) -> Bool { int(name, 0) != 0 }
 }
 
-// MARK: - Workload formulas (twin: Tests/IntegrationTests/Support/Workload.swift)
+// MARK: - Writing the workload (formulas in Tools/CrashWorkload, shared with the tests)
 
-/// The workload's keys and values, computed from a sequence number so the parent can
-/// recompute every record it expects.
-struct Workload: Sendable {
-    var seed: UInt64
-    var base: Int
-    var stride: Int
-    var minLength: Int
-    var maxLength: Int
-    var sessions: Int
-    var instances: Int
-    var retire: Bool
-
-    static func mix(_ value: UInt64) -> UInt64 {
-        var z = value &+ 0x9E37_79B9_7F4A_7C15
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    static func length(seed: UInt64, seq: Int, part: Int, min: Int, max: Int) -> Int {
-        min + Int(mix(seed ^ mix(UInt64(seq) &* 8 &+ UInt64(part))) % UInt64(max - min + 1))
-    }
-
-    /// `length` bytes: the sequence number (8 bytes, little endian), the part, then a
-    /// pseudo-random stream seeded by both.
-    static func payload(seq: Int, part: Int, length: Int) -> Data {
-        var data = Data(count: length)
-        data.withUnsafeMutableBytes { (buffer: UnsafeMutableRawBufferPointer) -> Void in
-            var state = mix(UInt64(seq) &* 8 &+ UInt64(part))
-            var offset = 0
-            while offset < length {
-                state = mix(state)
-                withUnsafeBytes(of: state.littleEndian) { word in
-                    for byte in word where offset < length {
-                        buffer[offset] = byte
-                        offset += 1
-                    }
-                }
-            }
-            withUnsafeBytes(of: UInt64(seq).littleEndian) { word in
-                for index in 0..<min(8, length) { buffer[index] = word[index] }
-            }
-            if length > 8 { buffer[8] = UInt8(truncatingIfNeeded: part) }
-        }
-        return data
-    }
-
-    func seq(task: Int, index: Int) -> Int { base + task + index * stride }
-    func sessionID(_ seq: Int) -> String { "s\(seq % sessions)" }
-    func instanceID(_ seq: Int) -> String { "i\(seq % instances)" }
-    func lastKey(task: Int) -> String { "last-\(base)-t\(task)" }
-    static let tasksSession = "tasks"
-    static let parts = ["a", "b", "c"]
-
-    func value(seq: Int, part: Int) -> Data {
-        Self.payload(seq: seq, part: part, length: Self.length(seed: seed, seq: seq, part: part, min: minLength, max: maxLength))
-    }
-
+extension Workload {
     /// The batch number `index` of `task`: three keys carrying its sequence number (two in a
     /// session, one in an instance of it), the task's last-sequence key, and every fifth
     /// batch the removal of the task's batch from two steps before.
@@ -197,23 +141,7 @@ struct Workload: Sendable {
     }
 }
 
-/// The big scopes the ender task fills and ends (twin in the tests).
-struct EnderWorkload: Sendable {
-    var seed: UInt64
-    var base: Int
-    var fill: Int
-    var minLength: Int
-    var maxLength: Int
-
-    func sessionID(_ number: Int) -> String { "e\(base)-\(number)" }
-    /// Record `i` of scope `number` lives in the session (i % 3 == 0) or instance x1 / x2.
-    func instanceID(_ item: Int) -> String? { item % 3 == 0 ? nil : "x\(item % 3)" }
-    func seq(_ number: Int, _ item: Int) -> Int { base + number * 10_000 + item }
-    func value(_ number: Int, _ item: Int) -> Data {
-        let seq = seq(number, item)
-        return Workload.payload(seq: seq, part: 5, length: Workload.length(seed: seed, seq: seq, part: 5, min: minLength, max: maxLength))
-    }
-
+extension EnderWorkload {
     func fillBatch(_ store: SessionStore, number: Int) throws -> WriteBatch {
         var batch = WriteBatch()
         let session = try store.session(sessionID(number))

@@ -1,3 +1,4 @@
+import CrashWorkload
 import Foundation
 import Testing
 @testable import SessionStore

@@ -1,3 +1,4 @@
+import CrashWorkload
 import CBORCoding
 import Foundation
 @testable import SessionStore
