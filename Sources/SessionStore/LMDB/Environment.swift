@@ -18,7 +18,7 @@ import Darwin
 /// transaction runs with `gate` held shared and ``grow(ceiling:)`` /
 /// ``adoptResize()`` take it exclusively.
 // @unchecked Sendable: the environment handle is safe to share between threads under
-// MDB_NOTLS; mutable state (`currentMapSize`, `isClosed`) is guarded by `gate` (exclusive to
+// MDB_NOTLS; mutable state (`currentMapSize`, `isClosed`, `broken`) is guarded by `gate` (exclusive to
 // change, shared to read) and the idle read transactions by their own lock.
 final class Environment: @unchecked Sendable {
     /// Options for ``init(path:options:)``.
@@ -36,6 +36,15 @@ final class Environment: @unchecked Sendable {
     let path: String
     private let gate = ReadWriteGate()
     private var isClosed = false
+    /// Set when `mdb_env_set_mapsize` failed: LMDB may have unmapped the file, so no
+    /// transaction may begin until the store is reopened.
+    private var broken: LMDBError?
+
+    /// The error for an operation on a closed or broken environment, or nil when usable.
+    private func unavailable(_ function: String) -> LMDBError? {
+        if let broken { return LMDBError(code: broken.code, function: "\(function) after \(broken.function) failed (reopen the store)") }
+        return isClosed ? LMDBError(code: EINVAL, function: function) : nil
+    }
     private var currentMapSize: Int
 
     /// The map size this process uses now, in bytes.
@@ -87,6 +96,10 @@ final class Environment: @unchecked Sendable {
         close()
     }
 
+    /// How many forced syncs (`mdb_env_sync`) ran since open.
+    var syncs: Int { syncCount.load(ordering: .relaxed) }
+    private let syncCount = Atomic<Int>(0)
+
     /// How many times this process adopted a map size set by another process.
     var adoptedResizes: Int { adoptCount.load(ordering: .relaxed) }
     private let adoptCount = Atomic<Int>(0)
@@ -117,7 +130,7 @@ final class Environment: @unchecked Sendable {
     @discardableResult
     func reclaimStaleReaders() throws(LMDBError) -> Int {
         try gate.withShared { () throws(LMDBError) -> Int in
-            guard !isClosed else { return 0 }
+            guard unavailable("mdb_reader_check") == nil else { return 0 }
             var dead: Int32 = 0
             try LMDBError.check(mdb_reader_check(handle, &dead), "mdb_reader_check")
             return Int(dead)
@@ -127,8 +140,9 @@ final class Environment: @unchecked Sendable {
     /// Flushes written data to disk (`mdb_env_sync` with force).
     func sync() throws(LMDBError) {
         try gate.withShared { () throws(LMDBError) in
-            guard !isClosed else { throw LMDBError(code: EINVAL, function: "mdb_env_sync") }
+            if let error = unavailable("mdb_env_sync") { throw error }
             try LMDBError.check(mdb_env_sync(handle, 1), "mdb_env_sync")
+            syncCount.add(1, ordering: .relaxed)
         }
     }
 
@@ -183,7 +197,7 @@ final class Environment: @unchecked Sendable {
     private func withReadTransaction<R>(counted: Bool, _ body: (Transaction) throws -> R) throws -> R {
         while true {
             let outcome: Result<R, LMDBError>? = try gate.withShared { () throws -> Result<R, LMDBError>? in
-                guard !isClosed else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_begin")) }
+                if let error = unavailable("mdb_txn_begin") { return .failure(error) }
                 switch beginRead() {
                 case nil: return nil
                 case .failure(let error)?: return .failure(error)
@@ -209,7 +223,7 @@ final class Environment: @unchecked Sendable {
     func write<R>(_ body: (Transaction) throws -> R) throws -> R {
         while true {
             let outcome: Result<R, LMDBError>? = try gate.withShared { () throws -> Result<R, LMDBError>? in
-                guard !isClosed else { return .failure(LMDBError(code: EINVAL, function: "mdb_txn_begin")) }
+                if let error = unavailable("mdb_txn_begin") { return .failure(error) }
                 var txn: OpaquePointer?
                 let rc = mdb_txn_begin(handle, nil, 0, &txn)
                 if rc == LMDBError.mapResized { return nil }
@@ -238,24 +252,34 @@ final class Environment: @unchecked Sendable {
     /// Waits until no transaction of this process is active, as `mdb_env_set_mapsize` requires.
     func grow(ceiling: Int?) throws(LMDBError) -> Bool {
         try gate.withExclusive { () throws(LMDBError) -> Bool in
-            guard !isClosed else { throw LMDBError(code: EINVAL, function: "mdb_env_set_mapsize") }
+            if let error = unavailable("mdb_env_set_mapsize") { throw error }
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(handle, &info), "mdb_env_info")
             let current = max(info.me_mapsize, currentMapSize)
             var target = current > Int.max / 2 ? Int.max : current * 2
             if let ceiling { target = min(target, ceiling) }
             guard target > current else { return false }
-            try LMDBError.check(mdb_env_set_mapsize(handle, target), "mdb_env_set_mapsize")
+            try setMapSize(target)
             currentMapSize = target
             return true
+        }
+    }
+
+    /// Calls `mdb_env_set_mapsize`; on failure marks the environment broken. Hold `gate` exclusively.
+    private func setMapSize(_ size: Int) throws(LMDBError) {
+        let rc = mdb_env_set_mapsize(handle, size)
+        if rc != 0 {
+            let error = LMDBError(code: rc, function: "mdb_env_set_mapsize")
+            broken = error
+            throw error
         }
     }
 
     /// Adopts the map size another process set (after `MDB_MAP_RESIZED`).
     func adoptResize() throws(LMDBError) {
         try gate.withExclusive { () throws(LMDBError) in
-            guard !isClosed else { throw LMDBError(code: EINVAL, function: "mdb_env_set_mapsize") }
-            try LMDBError.check(mdb_env_set_mapsize(handle, 0), "mdb_env_set_mapsize")
+            if let error = unavailable("mdb_env_set_mapsize") { throw error }
+            try setMapSize(0)
             adoptCount.add(1, ordering: .relaxed)
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(handle, &info), "mdb_env_info")

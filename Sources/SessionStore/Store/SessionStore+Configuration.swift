@@ -12,8 +12,11 @@ extension SessionStore {
         public enum Durability: Sendable, Equatable {
             /// Every commit is synced to disk before its callers return (the default).
             case durable
-            /// Commits are not synced one by one; the store syncs every `syncInterval`.
-            /// A crash may lose the last interval's writes, never corrupt the store.
+            /// Commits are not synced one by one; the store syncs every `syncInterval`
+            /// (LMDB's `MDB_NOSYNC`). A crash of the process loses nothing and corrupts
+            /// nothing. A crash of the operating system or a power loss may lose the last
+            /// interval's writes, and, as LMDB documents for `MDB_NOSYNC`, can corrupt the
+            /// store on a file system that does not keep write order.
             case relaxed(syncInterval: Duration)
         }
 

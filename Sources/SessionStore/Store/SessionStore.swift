@@ -100,12 +100,16 @@ public final class SessionStore: Sendable {
     /// Commits pending writes, syncs, and closes the files. Later calls throw `.storeClosed`.
     ///
     /// Closing twice is allowed. After `close()` returns the path may be opened again.
+    ///
+    /// - Throws: `.ioFailure` when the final sync failed, or (relaxed mode) a periodic sync
+    ///   failed since the store was opened: some acknowledged writes may be lost.
     public func close() throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        writer.stop()
+        // Linux reports a writeback error to one fsync only, so a failed relaxed sync must
+        // be kept by the writer: a second sync here would succeed and hide it.
+        var failure: Error? = writer.stop()
         cache.removeAll()
-        var failure: Error?
-        do { try environment.sync() } catch { failure = SessionStoreError(error, while: "syncing before close") }
+        do { try environment.sync() } catch { failure = failure ?? SessionStoreError(error, while: "syncing before close") }
         environment.close()
         _ = Self.openPaths.withLock { $0.remove(canonicalPath) }
         if let failure { throw failure }
@@ -173,7 +177,11 @@ public final class SessionStore: Sendable {
         try checkOpen()
         if cache.isEnabled {
             let snapshot = try storage("loading \(name())") { try environment.snapshotID() }
-            if let hit = cache.value(for: key, snapshot: snapshot), let value = hit as? V { return value }
+            // Exact type only: `as?` would also unwrap Optionals and accept superclasses,
+            // which a load from LMDB rejects as a type mismatch.
+            if let hit = cache.value(for: key, snapshot: snapshot), Swift.type(of: hit) == V.self, let value = hit as? V {
+                return value
+            }
         }
         let (value, snapshot): (V?, Int) = try storage("loading \(name())") {
             try environment.read { txn in

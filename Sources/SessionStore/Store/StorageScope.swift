@@ -95,6 +95,17 @@ extension StorageScope {
         return store.previous(Value.self, from: result[0])
     }
 
+    /// Removes the value under the untyped `key`, suspending until the commit is durable;
+    /// returns it if it was a `Value`.
+    @discardableResult
+    public func remove<Value: Codable & Sendable, K: Encodable & Hashable & Sendable>(
+        _ type: Value.Type, for key: K
+    ) async throws(SessionStoreError) -> Value? {
+        let store = reference.store
+        let result = try await store.write([.delete(key: try recordKey(key), returnPrevious: true)])
+        return store.previous(Value.self, from: result[0])
+    }
+
     /// Removes the value under the untyped `key`, suspending until the commit is durable.
     @discardableResult
     public func remove<K: Encodable & Hashable & Sendable>(_ key: K) async throws(SessionStoreError) -> Bool {

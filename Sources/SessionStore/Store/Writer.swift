@@ -53,6 +53,9 @@ final class Writer: Sendable {
         var refusal: SessionStoreError?
         /// Relaxed mode: when the first commit not yet synced was made.
         var dirtySince: UInt64?
+        /// Relaxed mode: a periodic or final sync failed, so writes already acknowledged
+        /// may be lost without their callers having been told; `close()` reports it.
+        var lostSync: SessionStoreError?
         /// Commits since dead readers were last reclaimed.
         var commitsSinceReaderCheck = 0
         var closedError = SessionStoreError(.storeClosed, "the store is closed; open it again to write")
@@ -137,6 +140,14 @@ final class Writer: Sendable {
     /// Commits `batch` holding the writer role, then gives the role up.
     private func commitAsWriter(_ batch: [Request]) {
         process(batch)
+        // Relaxed mode: sync here when the interval has passed. Synchronous callers can
+        // take the writer role back to back, so the writer thread alone could be starved.
+        if let interval = syncInterval {
+            let due = queue.withLock { queue in
+                queue.dirtySince.map { MonotonicClock.nanoseconds() >= $0 &+ interval } ?? false
+            }
+            if due { syncRelaxedWrites() }
+        }
         let reclaim = queue.withLock { queue -> Bool in
             queue.busy = false
             if syncInterval != nil, queue.dirtySince == nil { queue.dirtySince = MonotonicClock.nanoseconds() }
@@ -154,10 +165,14 @@ final class Writer: Sendable {
     }
 
     /// Commits what is queued, syncs, and stops the thread. Later requests throw `.storeClosed`.
-    func stop() {
+    ///
+    /// - Returns: the failure of a relaxed-mode sync (periodic or final) since the store
+    ///   opened: acknowledged writes may be lost and no caller was told. Nil otherwise.
+    @discardableResult
+    func stop() -> SessionStoreError? {
         queue.withLock { $0.stopping = true }
         queue.broadcast()
-        queue.withLock(waitingUntil: { $0.stopped }) { _, _ in }
+        return queue.withLock(waitingUntil: { $0.stopped }) { queue, _ in queue.lostSync }
     }
 
     private enum Step {
@@ -238,7 +253,13 @@ final class Writer: Sendable {
         do {
             try environment.sync()
         } catch {
-            refuse(SessionStoreError(error, while: "syncing relaxed writes"))
+            let failure = SessionStoreError(error, while: "syncing relaxed writes")
+            refuse(failure)
+            queue.withLock { queue in
+                if queue.lostSync == nil {
+                    queue.lostSync = SessionStoreError(.ioFailure, "a relaxed-mode sync failed, so writes acknowledged since the previous sync may be lost: \(failure.message)")
+                }
+            }
         }
         queue.withLock { $0.dirtySince = nil }
     }
@@ -293,12 +314,19 @@ final class Writer: Sendable {
                         case .put(let key, _, let value, _): changes.append(.set(key, value))
                         case .insert(let key, _, let value):
                             if result.count == 1 { changes.append(.set(key, value)) } else { continue }
-                        case .delete(let key, _): changes.append(.remove(key))
-                        case .deletePrefix(let prefix): changes.append(.removeKeys(result.deletedKeys, prefix: prefix))
+                        // Only changes that dirtied a page count: a transaction that changed
+                        // nothing commits no new snapshot, so its id is not a real commit.
+                        case .delete(let key, _):
+                            if result.count == 1 { changes.append(.remove(key)) } else { continue }
+                        case .deletePrefix(let prefix):
+                            if result.count > 0 { changes.append(.removeKeys(result.deletedKeys, prefix: prefix)) } else { continue }
                         }
                         origins.append((requestIndex, operationIndex))
                     }
                 }
+                // No change means LMDB wrote no meta page: id `id` was not used and another
+                // process's next commit will take it, so the cache must not claim it.
+                guard !changes.isEmpty else { return .success(results) }
                 let replaced = cache.apply(commit: id, changes: changes)
                 for (changeIndex, value) in replaced {
                     let origin = origins[changeIndex]
@@ -314,7 +342,7 @@ final class Writer: Sendable {
                 return .failure(SessionStoreError(.mapFull, "the write does not fit: the store reached its maximum map size of \(mapCeiling ?? environment.mapSize) bytes; raise Configuration.maxMapSize or remove data"))
             } catch let error as LMDBError {
                 let failure = SessionStoreError(error, while: "committing a write")
-                if error.code > 0 || error.code == LMDBError.panic {
+                if error.isIOFailure || error.code == LMDBError.panic {
                     refuse(failure)
                     return .failure(SessionStoreError(.ioFailure, failure.message))
                 }

@@ -74,3 +74,39 @@ import Testing
         }
     }
 }
+
+/// Regressions found in review: commits that change nothing, and exact types on hits.
+@Suite struct CacheConsistencyTests {
+    /// A transaction that changes nothing commits no snapshot; its id is then used by the
+    /// next commit of another process, which the cache must still see.
+    @Test(arguments: ["remove", "end", "empty batch"])
+    func aCommitThatChangesNothingDoesNotHideAnotherProcessesCommit(_ noOp: String) async throws {
+        try await withTemporaryStore { store, path in
+            let session = try store.session("s")
+            try session.save("one", for: "k")
+            #expect(try session.load(String.self, for: "k") == "one")
+            switch noOp {
+            case "remove": #expect(try session.remove("missing") == false)
+            case "end": #expect(try store.session("empty").end() == 0)
+            default: try store.apply(WriteBatch())
+            }
+            let child = try runProduct("sessionstore-child", ["put", path, "s", "k", "two"])
+            #expect(child.status == 0, "\(child.output)")
+            #expect(try session.load(String.self, for: "k") == "two")
+            #expect(try session.save("three", for: "k") == "two")
+        }
+    }
+
+    @Test func aCachedOptionalIsNotServedAsItsWrappedType() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s")
+            try session.save(Int?(3), for: "k")
+            #expect(try session.load(Int?.self, for: "k") == .some(3))
+            let error = #expect(throws: SessionStoreError.self) { try session.load(Int.self, for: "k") }
+            #expect(error?.code == .typeMismatch)
+            try session.save(4, for: "n")
+            let wrapped = #expect(throws: SessionStoreError.self) { try session.load(Int?.self, for: "n") }
+            #expect(wrapped?.code == .typeMismatch)
+        }
+    }
+}
