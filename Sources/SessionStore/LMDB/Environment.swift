@@ -196,22 +196,28 @@ final class Environment: @unchecked Sendable {
 
     private func withReadTransaction<R>(counted: Bool, _ body: (Transaction) throws -> R) throws -> R {
         while true {
-            let outcome: Result<R, LMDBError>? = try gate.withShared { () throws -> Result<R, LMDBError>? in
-                if let error = unavailable("mdb_txn_begin") { return .failure(error) }
+            // No generic `Result<R, …>` here: for an unspecialised R its metadata is looked up
+            // at run time on every call, which costs as much as the LMDB read itself.
+            var resized = false
+            let value: R? = try gate.withShared { () throws -> R? in
+                if let error = unavailable("mdb_txn_begin") { throw error }
                 switch beginRead() {
-                case nil: return nil
-                case .failure(let error)?: return .failure(error)
+                case nil:
+                    resized = true
+                    return nil
+                case .failure(let error)?:
+                    throw error
                 case .success(let txn)?:
                     defer { endRead(txn) }
                     if counted { readCount.add(1, ordering: .relaxed) }
-                    return .success(try body(Transaction(handle: txn)))
+                    return try body(Transaction(handle: txn))
                 }
             }
-            switch outcome {
-            case nil: try adoptResize()
-            case .success(let value)?: return value
-            case .failure(let error)?: throw error
+            if resized {
+                try adoptResize()
+                continue
             }
+            return value!
         }
     }
 

@@ -89,7 +89,10 @@ enum Record {
                                      decoder: CBORDecoder) throws(SessionStoreError) -> V {
         let parts = try parse(bytes, key: key())
         let expected = TypeName.bytes(of: V.self)
-        guard parts.typeName.elementsEqual(expected) else {
+        let sameType = parts.typeName.count == expected.count && expected.withUnsafeBytes { name in
+            name.count == 0 || memcmp(parts.typeName.baseAddress!, name.baseAddress!, name.count) == 0
+        }
+        guard sameType else {
             throw SessionStoreError(.typeMismatch, "key \(key()) holds a value of type \(parts.typeNameString), not \(String(reflecting: V.self))")
         }
         do {
@@ -113,3 +116,9 @@ enum TypeName {
         return name
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif

@@ -183,10 +183,14 @@ public final class SessionStore: Sendable {
                 return value
             }
         }
-        let (value, snapshot): (V?, Int) = try storage("loading \(name())") {
+        // The snapshot id travels in a captured variable rather than a tuple: an
+        // unspecialised generic tuple costs a runtime metadata lookup on every load.
+        var snapshot = 0
+        let value: V? = try storage("loading \(name())") {
             try environment.read { txn in
-                guard let bytes = try txn.get(records, key: key) else { return (nil, txn.id) }
-                return (try Record.decode(V.self, from: bytes, key: name(), decoder: decoder), txn.id)
+                snapshot = txn.id
+                guard let bytes = try txn.get(records, key: key) else { return nil }
+                return try Record.decode(V.self, from: bytes, key: name(), decoder: decoder)
             }
         }
         if let value, cache.isEnabled { cache.insert(value, for: key, readAt: snapshot) }
