@@ -226,6 +226,7 @@ final class Environment: @unchecked Sendable {
     /// Only one write transaction runs at a time (LMDB serialises writers with a lock in
     /// the lock file). Callers that may hit `MDB_MAP_FULL` call ``grow(ceiling:)`` after
     /// this returns the error, then retry.
+    @discardableResult
     func write<R>(_ body: (Transaction) throws -> R) throws -> R {
         while true {
             let outcome: Result<R, LMDBError>? = try gate.withShared { () throws -> Result<R, LMDBError>? in
