@@ -2,6 +2,8 @@
 ///
 /// The reader has no coding path; `CBORDecoder` and `CBOR.init(decoding:)` turn
 /// this into a `DecodingError` that carries one.
+// @unchecked Sendable: `type` is an `Any.Type` metatype, which is immutable and safe to
+// share; every other field is a value.
 struct CBORReadError: Error, @unchecked Sendable {
     /// Which `DecodingError` case this becomes.
     enum Kind: Sendable { case corrupted, typeMismatch, valueNotFound }

@@ -2,9 +2,9 @@ import CLMDB
 import Foundation
 
 /// One change a write request makes, prepared (encoded and checked) by the caller.
+// @unchecked Sendable: `value` is the caller's `Codable & Sendable` value, held as
+// `any Sendable`; the byte arrays are values.
 enum WriteOperation: @unchecked Sendable {
-    // @unchecked Sendable: `value` is the caller's `Codable & Sendable` value, held as
-    // `any Sendable`; the byte arrays are values.
     /// Stores `record` under `key`; `value` is the decoded form for the cache.
     case put(key: [UInt8], record: [UInt8], value: any Sendable, returnPrevious: Bool)
     /// Stores `record` only when `key` is absent; otherwise returns the existing record.
@@ -16,9 +16,9 @@ enum WriteOperation: @unchecked Sendable {
 }
 
 /// What one ``WriteOperation`` found and did.
+// @unchecked Sendable: `previousValue` is a value the cache held, which entered the
+// cache as a caller's `Codable & Sendable` value.
 struct OperationResult: @unchecked Sendable {
-    // @unchecked Sendable: `previousValue` is a value the cache held, which entered the
-    // cache as a caller's `Codable & Sendable` value.
     /// The record that was under the key before (put, delete) or that stayed (insert).
     var previous: [UInt8]?
     /// Keys deleted by `deletePrefix`; for insert and delete, 1 when it changed the key.

@@ -11,9 +11,9 @@ import Glibc
 /// child, so a child never holds another child's (or another test's) pipe open and end of
 /// file on standard output means exactly that this child is gone. Standard input stays
 /// open until ``terminate()``; the child exits when it closes, so none outlives the test.
+// @unchecked Sendable: the mutable state below `inputWriter` is guarded by
+// `condition`; the rest is immutable after init.
 final class ChildProcess: @unchecked Sendable {
-    // @unchecked Sendable: the mutable state below `inputWriter` is guarded by
-    // `condition`; the rest is immutable after init.
     let pid: pid_t
     let mode: String
     private let inputWriter: Int32
@@ -91,37 +91,33 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Every complete line printed so far.
     var output: [String] {
-        condition.lock()
-        defer { condition.unlock() }
-        return lines
+        condition.withLock { lines }
     }
 
     /// What the child printed on standard error so far.
     var standardError: String {
-        condition.lock()
-        defer { condition.unlock() }
-        return String(decoding: errorText, as: UTF8.self)
+        condition.withLock { String(decoding: errorText, as: UTF8.self) }
     }
 
     /// Waits until a line at index `start` or later matches `predicate`; nil when the child
     /// closed its output or `timeout` passed first.
     func waitForLine(after start: Int = 0, timeout: Duration, _ predicate: (String) -> Bool) -> (index: Int, line: String)? {
         let deadline = Date().addingTimeInterval(timeout.seconds)
-        condition.lock()
-        defer { condition.unlock() }
-        var next = start
-        while true {
-            while next < lines.count {
-                if predicate(lines[next]) { return (next, lines[next]) }
-                next += 1
-            }
-            if outputClosed { return nil }
-            if !condition.wait(until: deadline) && Date() >= deadline {
+        return condition.withLock { () -> (index: Int, line: String)? in
+            var next = start
+            while true {
                 while next < lines.count {
                     if predicate(lines[next]) { return (next, lines[next]) }
                     next += 1
                 }
-                return nil
+                if outputClosed { return nil }
+                if !condition.wait(until: deadline) && Date() >= deadline {
+                    while next < lines.count {
+                        if predicate(lines[next]) { return (next, lines[next]) }
+                        next += 1
+                    }
+                    return nil
+                }
             }
         }
     }
@@ -135,9 +131,7 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Sends `signal` to the child (unless it was already reaped).
     func send(_ signal: Int32) {
-        condition.lock()
-        let reaped = exitStatus != nil
-        condition.unlock()
+        let reaped = condition.withLock { exitStatus != nil }
         if !reaped { kill(pid, signal) }
     }
 
@@ -164,24 +158,21 @@ final class ChildProcess: @unchecked Sendable {
     func waitForExit(timeout: Duration) -> Int32? {
         let deadline = ContinuousClock.now + timeout
         while true {
-            condition.lock()
-            if let status = exitStatus {
-                condition.unlock()
-                return status
+            let reaped = condition.withLock { () -> Int32? in
+                if let status = exitStatus { return status }
+                var status: Int32 = 0
+                let result = waitpid(pid, &status, WNOHANG)
+                if result == pid {
+                    exitStatus = status
+                    return status
+                }
+                if result < 0 && errno == ECHILD {
+                    exitStatus = -1
+                    return -1
+                }
+                return nil
             }
-            var status: Int32 = 0
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid {
-                exitStatus = status
-                condition.unlock()
-                return status
-            }
-            if result < 0 && errno == ECHILD {
-                exitStatus = -1
-                condition.unlock()
-                return -1
-            }
-            condition.unlock()
+            if let reaped { return reaped }
             if ContinuousClock.now >= deadline { return nil }
             usleep(2_000)
         }
@@ -189,10 +180,10 @@ final class ChildProcess: @unchecked Sendable {
 
     /// Kills the child if it still runs, reaps it and closes its standard input. Idempotent.
     func terminate() {
-        condition.lock()
-        let alreadyClosed = inputClosed
-        inputClosed = true
-        condition.unlock()
+        let alreadyClosed = condition.withLock { () -> Bool in
+            defer { inputClosed = true }
+            return inputClosed
+        }
         if !alreadyClosed { close(inputWriter) }
         if waitForExit(timeout: .zero) == nil {
             send(SIGKILL)
@@ -204,15 +195,14 @@ final class ChildProcess: @unchecked Sendable {
     /// Waits until both output pipes reached end of file, then notes sanitizer reports.
     private func waitForOutputEnd(timeout: Duration) -> Bool {
         let deadline = Date().addingTimeInterval(timeout.seconds)
-        condition.lock()
-        while !(outputClosed && errorClosed) {
-            if !condition.wait(until: deadline) && Date() >= deadline { break }
+        let (closed, text, firstLook) = condition.withLock { () -> (Bool, String, Bool) in
+            while !(outputClosed && errorClosed) {
+                if !condition.wait(until: deadline) && Date() >= deadline { break }
+            }
+            let firstLook = outputClosed && errorClosed && !sanitizerChecked
+            if firstLook { sanitizerChecked = true }
+            return (outputClosed, String(decoding: errorText, as: UTF8.self), firstLook)
         }
-        let closed = outputClosed
-        let text = String(decoding: errorText, as: UTF8.self)
-        let firstLook = closed && errorClosed && !sanitizerChecked
-        if firstLook { sanitizerChecked = true }
-        condition.unlock()
         if firstLook { Self.noteSanitizerReports(in: text, mode: mode, pid: pid) }
         return closed
     }
@@ -241,34 +231,36 @@ final class ChildProcess: @unchecked Sendable {
             while true {
                 let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if count < 0 && errno == EINTR { continue }
-                condition.lock()
-                if count <= 0 {
-                    if isOutput {
-                        if !partial.isEmpty { lines.append(String(decoding: partial, as: UTF8.self)) }
-                        partial.removeAll()
-                        outputClosed = true
-                    } else {
-                        errorClosed = true
+                let ended = condition.withLock { () -> Bool in
+                    defer { condition.broadcast() }
+                    if count <= 0 {
+                        if isOutput {
+                            if !partial.isEmpty { lines.append(String(decoding: partial, as: UTF8.self)) }
+                            partial.removeAll()
+                            outputClosed = true
+                        } else {
+                            errorClosed = true
+                        }
+                        return true
                     }
-                    condition.broadcast()
-                    condition.unlock()
+                    if isOutput {
+                        for byte in buffer[0..<count] {
+                            if byte == UInt8(ascii: "\n") {
+                                lines.append(String(decoding: partial, as: UTF8.self))
+                                partial.removeAll(keepingCapacity: true)
+                            } else {
+                                partial.append(byte)
+                            }
+                        }
+                    } else if errorText.count < 1 << 20 {
+                        errorText.append(contentsOf: buffer[0..<count])
+                    }
+                    return false
+                }
+                if ended {
                     close(fd)
                     return
                 }
-                if isOutput {
-                    for byte in buffer[0..<count] {
-                        if byte == UInt8(ascii: "\n") {
-                            lines.append(String(decoding: partial, as: UTF8.self))
-                            partial.removeAll(keepingCapacity: true)
-                        } else {
-                            partial.append(byte)
-                        }
-                    }
-                } else if errorText.count < 1 << 20 {
-                    errorText.append(contentsOf: buffer[0..<count])
-                }
-                condition.broadcast()
-                condition.unlock()
             }
         }
         thread.name = "crash-child-\(isOutput ? "out" : "err")"

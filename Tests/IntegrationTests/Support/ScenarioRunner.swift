@@ -78,8 +78,8 @@ struct Tally: Sendable {
 ///
 /// Every failure message starts with the scenario, iteration and seed, and ends with the
 /// command that replays the iteration.
+// @unchecked Sendable: an iteration runs on one task; the context is not shared.
 final class ScenarioContext: @unchecked Sendable {
-    // @unchecked Sendable: an iteration runs on one task; the context is not shared.
     let scenario: String
     let iteration: Int
     let seed: UInt64

@@ -143,11 +143,12 @@ extension Key where Value == Int {
     }
 
     @Test func loadOrInitBuildsOnceForConcurrentCallers() async throws {
+        // @unchecked Sendable: `value` is only touched under `lock`.
         final class Counter: @unchecked Sendable {
-            // @unchecked Sendable: `value` is only touched under `lock`.
-            let lock = NSLock()
-            var value = 0
-            func increment() { lock.lock(); value += 1; lock.unlock() }
+            private let lock = NSLock()
+            private var count = 0
+            func increment() { lock.withLock { count += 1 } }
+            var value: Int { lock.withLock { count } }
         }
         try await withTemporaryStore { store, _ in
             let tab = try store.session("s").instance("t")
