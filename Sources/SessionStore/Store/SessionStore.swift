@@ -72,8 +72,6 @@ public final class SessionStore: Sendable {
                 throw SessionStoreError(error, while: "opening the store's databases at \(path)")
             }
             maxKeySize = environment.maxKeySize
-            var keyEncoder = CBOREncoder()
-            keyEncoder.deterministic = true
             encoder = CBOREncoder()
             decoder = CBORDecoder()
             cache = ValueCache(capacity: configuration.cacheCapacity)
