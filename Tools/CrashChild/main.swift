@@ -207,21 +207,7 @@ func runWorkload(_ options: Options) async {
         for task in 0..<tasks {
             group.addTask {
                 var index = 0
-                while true {
-                    do {
-                        let (seq, batch) = try plan.batch(store, task: task, index: index)
-                        do {
-                            try await store.apply(batch)
-                            emit("ack \(seq)")
-                        } catch {
-                            emit("error \(seq) \(describe(error))")
-                            return
-                        }
-                    } catch {
-                        fail("building a batch: \(describe(error))")
-                    }
-                    index += 1
-                }
+                while await commit(store, plan, task: task, index: index) { index += 1 }
             }
         }
         if let ender {

@@ -114,7 +114,7 @@ public struct EnderWorkload: Sendable {
     public func instanceID(_ item: Int) -> String? { item % 3 == 0 ? nil : "x\(item % 3)" }
     public func sessionID(_ number: Int) -> String { "e\(base)-\(number)" }
     public func location(_ number: Int, _ item: Int) -> RecordName {
-        item % 3 == 0 ? .session(sessionID(number), "f\(item)") : .instance(sessionID(number), "x\(item % 3)", "f\(item)")
+        instanceID(item).map { .instance(sessionID(number), $0, "f\(item)") } ?? .session(sessionID(number), "f\(item)")
     }
     public func seq(_ number: Int, _ item: Int) -> Int { base + number * 10_000 + item }
     public func value(_ number: Int, _ item: Int) -> Data {

@@ -49,8 +49,6 @@ final class Environment: @unchecked Sendable {
 
     /// The map size this process uses now, in bytes.
     var mapSize: Int { gate.withShared { currentMapSize } }
-    /// How many read transactions ``read(_:)`` began (tests use it to see cache hits).
-    private let readCount = Atomic<Int>(0)
     /// Read transactions kept reset between uses, renewed for the next read.
     ///
     /// `mdb_txn_renew` on a reset transaction keeps its reader slot, so a read avoids the
@@ -103,9 +101,6 @@ final class Environment: @unchecked Sendable {
     /// How many times this process adopted a map size set by another process.
     var adoptedResizes: Int { adoptCount.load(ordering: .relaxed) }
     private let adoptCount = Atomic<Int>(0)
-
-    /// How many read transactions ``read(_:)`` has begun since open.
-    var readTransactions: Int { readCount.load(ordering: .relaxed) }
 
     /// The largest key LMDB accepts in this environment (511 bytes with default builds).
     var maxKeySize: Int { Int(mdb_env_get_maxkeysize(handle)) }
@@ -160,7 +155,7 @@ final class Environment: @unchecked Sendable {
     /// Renews an idle read transaction (`mdb_txn_renew`, `mdb_txn_id`, `mdb_txn_reset`),
     /// which costs nanoseconds and, unlike `mdb_env_info`, never runs ahead of what readers see.
     func snapshotID() throws -> Int {
-        try withReadTransaction(counted: false) { $0.id }
+        try read { $0.id }
     }
 
     /// Takes an idle read transaction and renews it, or begins a new one.
@@ -191,10 +186,6 @@ final class Environment: @unchecked Sendable {
     ///
     /// The transaction and every buffer it returns are valid only inside `body`.
     func read<R>(_ body: (Transaction) throws -> R) throws -> R {
-        try withReadTransaction(counted: true, body)
-    }
-
-    private func withReadTransaction<R>(counted: Bool, _ body: (Transaction) throws -> R) throws -> R {
         while true {
             // No generic `Result<R, …>` here: for an unspecialised R its metadata is looked up
             // at run time on every call, which costs as much as the LMDB read itself.
@@ -209,7 +200,6 @@ final class Environment: @unchecked Sendable {
                     throw error
                 case .success(let txn)?:
                     defer { endRead(txn) }
-                    if counted { readCount.add(1, ordering: .relaxed) }
                     return try body(Transaction(handle: txn))
                 }
             }
@@ -291,15 +281,6 @@ final class Environment: @unchecked Sendable {
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(handle, &info), "mdb_env_info")
             currentMapSize = info.me_mapsize
-        }
-    }
-
-    /// Page and tree statistics of the named database `dbi`.
-    func statistics(_ dbi: MDB_dbi) throws -> MDB_stat {
-        try read { txn in
-            var stat = MDB_stat()
-            try LMDBError.check(mdb_stat(txn.handle, dbi, &stat), "mdb_stat")
-            return stat
         }
     }
 }

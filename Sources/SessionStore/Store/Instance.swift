@@ -2,15 +2,17 @@
 ///
 /// A cheap value; get one from ``Session/instance(_:)``.
 public struct Instance: StorageScope, Hashable {
+    /// The session this instance (tab) belongs to, whose values every instance shares.
+    public let session: Session
     /// The id of the session this instance belongs to.
-    public let sessionID: String
+    public var sessionID: String { session.id }
     /// The instance id.
     public let id: String
     public let reference: ScopeReference
 
     init(session: Session, id: String) throws(SessionStoreError) {
         let idBytes = try KeyLayout.validatedID(id, kind: "instance")
-        sessionID = session.id
+        self.session = session
         self.id = id
         let prefix = KeyLayout.instancePrefix(session.idBytes, idBytes)
         reference = ScopeReference(

@@ -74,7 +74,7 @@ enum KeyLayout {
             bytes = []
             bytes.reserveCapacity(prefix.count + name.utf8.count + 9)
             bytes.append(contentsOf: prefix)
-            appendText(name, to: &bytes)
+            CBOR.appendText(name, to: &bytes)
         } else {
             bytes = prefix
             do {
@@ -89,32 +89,5 @@ enum KeyLayout {
             throw SessionStoreError(.keyTooLong, "key \(String(describing: key).prefix(60).debugDescription) makes a record key of \(bytes.count) bytes with its scope prefix; LMDB's limit is \(limit) bytes")
         }
         return bytes
-    }
-
-    /// Appends `text` as a CBOR text string (major type 3, shortest length form).
-    static func appendText(_ text: String, to bytes: inout [UInt8]) {
-        var text = text
-        text.withUTF8 { utf8 in
-            appendHead(major: 3, utf8.count, to: &bytes)
-            bytes.append(contentsOf: utf8)
-        }
-    }
-
-    /// Appends a CBOR head with the shortest argument form.
-    static func appendHead(major: UInt8, _ argument: Int, to bytes: inout [UInt8]) {
-        let type = major << 5
-        let value = UInt64(argument)
-        switch value {
-        case 0..<24: bytes.append(type | UInt8(value))
-        case 24..<0x100: bytes.append(type | 24); bytes.append(UInt8(value))
-        case 0x100..<0x10000:
-            bytes.append(type | 25); bytes.append(UInt8(value >> 8)); bytes.append(UInt8(value & 0xFF))
-        case 0x10000..<0x1_0000_0000:
-            bytes.append(type | 26)
-            for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8((value >> UInt64(shift)) & 0xFF)) }
-        default:
-            bytes.append(type | 27)
-            for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8((value >> UInt64(shift)) & 0xFF)) }
-        }
     }
 }

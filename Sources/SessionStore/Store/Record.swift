@@ -16,10 +16,10 @@ enum Record {
         let typeName = TypeName.bytes(of: V.self)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(typeName.count + 32)
-        KeyLayout.appendHead(major: 6, tag, to: &bytes)
-        KeyLayout.appendHead(major: 4, 3, to: &bytes)
-        KeyLayout.appendHead(major: 0, formatVersion, to: &bytes)
-        KeyLayout.appendHead(major: 3, typeName.count, to: &bytes)
+        CBOR.appendHead(major: 6, argument: UInt64(tag), to: &bytes)
+        CBOR.appendHead(major: 4, argument: 3, to: &bytes)
+        CBOR.appendHead(major: 0, argument: UInt64(formatVersion), to: &bytes)
+        CBOR.appendHead(major: 3, argument: UInt64(typeName.count), to: &bytes)
         bytes.append(contentsOf: typeName)
         do {
             try encoder.encode(value, appendingTo: &bytes)
@@ -31,7 +31,6 @@ enum Record {
 
     /// The parts of a stored record, pointing into the record's bytes.
     struct Parts {
-        var version: Int
         var typeName: UnsafeRawBufferPointer
         var value: UnsafeRawBufferPointer
 
@@ -45,22 +44,9 @@ enum Record {
     static func parse(_ bytes: UnsafeRawBufferPointer, key: @autoclosure () -> String) throws(SessionStoreError) -> Parts {
         var offset = 0
         func head() -> (major: UInt8, argument: Int)? {
-            guard offset < bytes.count else { return nil }
-            let initial = bytes[offset]
-            offset += 1
-            let info = initial & 0x1F
-            var argument: UInt64
-            switch info {
-            case 0..<24: argument = UInt64(info)
-            case 24...27:
-                let width = 1 << Int(info - 24)
-                guard bytes.count - offset >= width else { return nil }
-                argument = 0
-                for _ in 0..<width { argument = argument << 8 | UInt64(bytes[offset]); offset += 1 }
-            default: return nil
-            }
-            guard argument <= UInt64(Int.max) else { return nil }
-            return (initial >> 5, Int(argument))
+            guard let head = CBOR.head(in: bytes, at: offset), head.argument <= UInt64(Int.max) else { return nil }
+            offset = head.next
+            return (head.major, Int(head.argument))
         }
         func corrupted(_ what: String) -> SessionStoreError {
             SessionStoreError(.corruptedRecord, "the record under key \(key()) is not a SessionStore record: \(what)")
@@ -77,7 +63,7 @@ enum Record {
         let name = UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + nameHead.argument])
         offset += nameHead.argument
         guard offset < bytes.count else { throw corrupted("missing value") }
-        return Parts(version: versionHead.argument, typeName: name,
+        return Parts(typeName: name,
                      value: UnsafeRawBufferPointer(rebasing: bytes[offset...]))
     }
 

@@ -10,10 +10,11 @@ public struct Session: StorageScope, Hashable {
     init(store: SessionStore, id: String) throws(SessionStoreError) {
         idBytes = try KeyLayout.validatedID(id, kind: "session")
         self.id = id
+        let prefix = KeyLayout.sessionPrefix(idBytes)
         reference = ScopeReference(
             store: store,
-            prefix: KeyLayout.sessionPrefix(idBytes),
-            endPrefixes: [KeyLayout.sessionPrefix(idBytes), KeyLayout.instancesPrefix(idBytes)],
+            prefix: prefix,
+            endPrefixes: [prefix, KeyLayout.instancesPrefix(idBytes)],
             description: "session \(id.debugDescription)")
     }
 

@@ -33,6 +33,7 @@ public final class SessionStore: Sendable {
     let decoder: CBORDecoder
     private let canonicalPath: String
     private let closed = Atomic<Bool>(false)
+    private let recordReadCount = Atomic<Int>(0)
     /// Record keys whose `loadOrInit` value is being built, so concurrent callers wait for one build.
     let builds = ConditionLock<Set<[UInt8]>>([])
 
@@ -151,9 +152,11 @@ public final class SessionStore: Sendable {
     // MARK: - Engine used by the scopes
 
     func checkOpen() throws(SessionStoreError) {
-        if closed.load(ordering: .acquiring) {
-            throw SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it")
-        }
+        if isClosed { throw closedError }
+    }
+
+    private var closedError: SessionStoreError {
+        SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it")
     }
 
     /// Runs LMDB work, turning its errors into `SessionStoreError`s.
@@ -163,7 +166,7 @@ public final class SessionStore: Sendable {
         } catch let error as SessionStoreError {
             throw error
         } catch let error as LMDBError {
-            if isClosed { throw SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it") }
+            if isClosed { throw closedError }
             throw SessionStoreError(error, while: action())
         } catch {
             throw SessionStoreError(.storageFailure, "\(action()): \(error)")
@@ -171,29 +174,42 @@ public final class SessionStore: Sendable {
     }
 
     /// Loads the record under `key` as a `V`, through the cache.
+    ///
+    /// One read transaction serves both steps: its id is the newest snapshot, which the
+    /// cache checks against (another process's commit empties it); only on a miss is the
+    /// record read and decoded in the same transaction.
     func load<V: Decodable & Sendable>(_ type: V.Type, key: [UInt8], name: @autoclosure () -> String) throws(SessionStoreError) -> V? {
         try checkOpen()
-        if cache.isEnabled {
-            let snapshot = try storage("loading \(name())") { try environment.snapshotID() }
-            // Exact type only: `as?` would also unwrap Optionals and accept superclasses,
-            // which a load from LMDB rejects as a type mismatch.
-            if let hit = cache.value(for: key, snapshot: snapshot), Swift.type(of: hit) == V.self, let value = hit as? V {
-                return value
-            }
-        }
         // The snapshot id travels in a captured variable rather than a tuple: an
         // unspecialised generic tuple costs a runtime metadata lookup on every load.
         var snapshot = 0
+        var fromCache = false
         let value: V? = try storage("loading \(name())") {
             try environment.read { txn in
                 snapshot = txn.id
+                if cache.isEnabled, let hit = cache.value(for: key, snapshot: snapshot), let value = Self.exactly(V.self, hit) {
+                    fromCache = true
+                    return value
+                }
                 guard let bytes = try txn.get(records, key: key) else { return nil }
+                recordReadCount.add(1, ordering: .relaxed)
                 return try Record.decode(V.self, from: bytes, key: name(), decoder: decoder)
             }
         }
-        if let value, cache.isEnabled { cache.insert(value, for: key, readAt: snapshot) }
+        if let value, !fromCache, cache.isEnabled { cache.insert(value, for: key, readAt: snapshot) }
         return value
     }
+
+    /// `value` as a `V` when its dynamic type is exactly `V`.
+    ///
+    /// `as?` alone would also unwrap Optionals and accept subclasses, which a load from
+    /// LMDB rejects as a type mismatch, so cached values must match exactly.
+    static func exactly<V>(_ type: V.Type, _ value: any Sendable) -> V? {
+        Swift.type(of: value) == V.self ? value as? V : nil
+    }
+
+    /// How many records loads have read from LMDB (cache misses that found a record).
+    var recordReads: Int { recordReadCount.load(ordering: .relaxed) }
 
     /// Commits `operations` in one transaction through the group-commit writer.
     func write(_ operations: [WriteOperation]) throws(SessionStoreError) -> [OperationResult] {
@@ -219,9 +235,7 @@ public final class SessionStore: Sendable {
     /// Decodes a previous record as `V`, or nil when it holds another type or does not decode.
     func previous<V: Decodable>(_ type: V.Type, from result: OperationResult) -> V? {
         // The cache's replaced value is the previous record's value when its type is exactly V.
-        if let value = result.previousValue, Swift.type(of: value) == V.self, let typed = value as? V {
-            return typed
-        }
+        if let value = result.previousValue, let typed = Self.exactly(V.self, value) { return typed }
         guard let bytes = result.previous else { return nil }
         return bytes.withUnsafeBytes { try? Record.decode(V.self, from: $0, key: "", decoder: decoder) }
     }

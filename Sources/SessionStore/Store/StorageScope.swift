@@ -90,9 +90,7 @@ extension StorageScope {
     /// Removes the value under `key`, suspending until the commit is durable.
     @discardableResult
     public func remove<Value>(_ key: Key<Value>) async throws(SessionStoreError) -> Value? {
-        let store = reference.store
-        let result = try await store.write([.delete(key: try recordKey(key.name), returnPrevious: true)])
-        return store.previous(Value.self, from: result[0])
+        try await remove(Value.self, for: key.name)
     }
 
     /// Removes the value under the untyped `key`, suspending until the commit is durable;
@@ -182,9 +180,7 @@ extension StorageScope {
     // MARK: - Helpers
 
     func recordKey<K: Encodable>(_ key: K) throws(SessionStoreError) -> [UInt8] {
-        let store = reference.store
-        try store.checkOpen()
-        return try KeyLayout.recordKey(reference.prefix, key, limit: store.maxKeySize)
+        try KeyLayout.recordKey(reference.prefix, key, limit: reference.store.maxKeySize)
     }
 
     func describe<K>(_ key: K) -> String {

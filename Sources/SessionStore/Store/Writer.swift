@@ -303,36 +303,7 @@ final class Writer: Sendable {
                 let (id, committed) = try environment.write { txn in
                     (txn.id, try batch.map { request in try apply(request.operations, in: txn) })
                 }
-                var results = committed
-                guard cache.isEnabled else { return .success(results) }
-                var changes: [ValueCache.Change] = []
-                var origins: [(request: Int, operation: Int)] = []
-                for (requestIndex, request) in batch.enumerated() {
-                    for (operationIndex, operation) in request.operations.enumerated() {
-                        let result = results[requestIndex][operationIndex]
-                        switch operation {
-                        case .put(let key, _, let value, _): changes.append(.set(key, value))
-                        case .insert(let key, _, let value):
-                            if result.count == 1 { changes.append(.set(key, value)) } else { continue }
-                        // Only changes that dirtied a page count: a transaction that changed
-                        // nothing commits no new snapshot, so its id is not a real commit.
-                        case .delete(let key, _):
-                            if result.count == 1 { changes.append(.remove(key)) } else { continue }
-                        case .deletePrefix(let prefix):
-                            if result.count > 0 { changes.append(.removeKeys(result.deletedKeys, prefix: prefix)) } else { continue }
-                        }
-                        origins.append((requestIndex, operationIndex))
-                    }
-                }
-                // No change means LMDB wrote no meta page: id `id` was not used and another
-                // process's next commit will take it, so the cache must not claim it.
-                guard !changes.isEmpty else { return .success(results) }
-                let replaced = cache.apply(commit: id, changes: changes)
-                for (changeIndex, value) in replaced {
-                    let origin = origins[changeIndex]
-                    results[origin.request][origin.operation].previousValue = value
-                }
-                return .success(results)
+                return .success(applyToCache(batch, committed, commit: id))
             } catch let error as LMDBError where error.code == LMDBError.mapFull {
                 do {
                     if try environment.grow(ceiling: mapCeiling) { continue }
@@ -353,6 +324,41 @@ final class Writer: Sendable {
         }
     }
 
+    /// Updates the cache with what commit `id` changed, and fills in the previous values
+    /// the cache held for the puts.
+    private func applyToCache(_ batch: [Request], _ committed: [[OperationResult]], commit id: Int) -> [[OperationResult]] {
+        var results = committed
+        guard cache.isEnabled else { return results }
+        var changes: [ValueCache.Change] = []
+        var origins: [(request: Int, operation: Int)] = []
+        for (requestIndex, request) in batch.enumerated() {
+            for (operationIndex, operation) in request.operations.enumerated() {
+                let result = results[requestIndex][operationIndex]
+                switch operation {
+                case .put(let key, _, let value, _): changes.append(.set(key, value))
+                case .insert(let key, _, let value):
+                    if result.count == 1 { changes.append(.set(key, value)) } else { continue }
+                // Only changes that dirtied a page count: a transaction that changed
+                // nothing commits no new snapshot, so its id is not a real commit.
+                case .delete(let key, _):
+                    if result.count == 1 { changes.append(.remove(key)) } else { continue }
+                case .deletePrefix(let prefix):
+                    if result.count > 0 { changes.append(.removeKeys(result.deletedKeys, prefix: prefix)) } else { continue }
+                }
+                origins.append((requestIndex, operationIndex))
+            }
+        }
+        // No change means LMDB wrote no meta page: id `id` was not used and another
+        // process's next commit will take it, so the cache must not claim it.
+        guard !changes.isEmpty else { return results }
+        let replaced = cache.apply(commit: id, changes: changes)
+        for (changeIndex, value) in replaced {
+            let origin = origins[changeIndex]
+            results[origin.request][origin.operation].previousValue = value
+        }
+        return results
+    }
+
     private func apply(_ operations: [WriteOperation], in txn: Transaction) throws -> [OperationResult] {
         var results: [OperationResult] = []
         results.reserveCapacity(operations.count)
@@ -370,11 +376,8 @@ final class Writer: Sendable {
                     result.count = 1
                 }
             case .delete(let key, let returnPrevious):
-                if let old = try txn.get(records, key: key) {
-                    if returnPrevious { result.previous = Array(old) }
-                    try txn.delete(records, key: key)
-                    result.count = 1
-                }
+                if returnPrevious, let old = try txn.get(records, key: key) { result.previous = Array(old) }
+                if try txn.delete(records, key: key) { result.count = 1 }
             case .deletePrefix(let prefix):
                 let collect = cache.isEnabled
                 (result.count, result.deletedKeys) = try txn.withCursor(records) { cursor in

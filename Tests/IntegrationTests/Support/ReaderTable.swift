@@ -4,7 +4,6 @@ import Foundation
 /// One slot of LMDB's reader table (the lock file), as `mdb_reader_list` prints it.
 struct ReaderSlot: Equatable, CustomStringConvertible {
     var pid: Int32
-    var thread: String
     /// The snapshot the slot pins, or nil for a reset (idle) slot.
     var snapshot: Int?
 
@@ -35,6 +34,6 @@ func readerTable(_ path: String) throws -> [ReaderSlot] {
     return collector.text.split(separator: "\n").compactMap { line in
         let fields = line.split(separator: " ")
         guard fields.count == 3, let pid = Int32(fields[0]) else { return nil }
-        return ReaderSlot(pid: pid, thread: String(fields[1]), snapshot: Int(fields[2]))
+        return ReaderSlot(pid: pid, snapshot: Int(fields[2]))
     }
 }

@@ -134,7 +134,7 @@ enum RunSettings {
     static let environment = ProcessInfo.processInfo.environment
 
     /// `SESSIONSTORE_KILL_ITERATIONS`: iterations of the kill loop (default 100).
-    static var killIterations: Int { Int(environment["SESSIONSTORE_KILL_ITERATIONS"] ?? "") ?? 100 }
+    static var killIterations: Int { max(1, Int(environment["SESSIONSTORE_KILL_ITERATIONS"] ?? "") ?? 100) }
     /// `SESSIONSTORE_GROWTH_ITERATIONS`: iterations of the map growth / end() scenario
     /// (default: 30 % of the kill iterations).
     static var growthIterations: Int {
@@ -164,6 +164,9 @@ enum ScenarioRunner {
     static func run(_ scenario: any CrashScenario) async {
         defer { finish() }
         if let only = RunSettings.onlyScenario, only != scenario.name {
+            if !CrashScenarios.all.contains(where: { $0.name == only }) {
+                Issue.record("SESSIONSTORE_SCENARIO=\(only) names no scenario; known: \(CrashScenarios.all.map(\.name))")
+            }
             print("CRASH-SUMMARY \(scenario.name): not run (SESSIONSTORE_SCENARIO=\(only))")
             return
         }

@@ -269,18 +269,18 @@ final class StoreInspection {
                 continue
             }
             do {
-                let readsBefore = store.environment.readTransactions
+                let readsBefore = store.recordReads
                 let first = try load(name, like: decoded)
-                let readsBetween = store.environment.readTransactions
+                let readsBetween = store.recordReads
                 let hitsBefore = store.cacheStatistics.hits
                 let second = try load(name, like: decoded)
                 let hitsAfter = store.cacheStatistics.hits
-                let readsAfter = store.environment.readTransactions
+                let readsAfter = store.recordReads
                 counts.cacheChecks += 1
                 if first != decoded { problem(.unexpected, "cache: the first load of \(name) gave \(first.map(describe) ?? "nil"), the scan \(describe(decoded))") }
                 if second != decoded { problem(.unexpected, "cache: the second load of \(name) gave \(second.map(describe) ?? "nil"), the scan \(describe(decoded))") }
                 if hitsAfter != hitsBefore + 1 || readsAfter != readsBetween {
-                    problem(.unexpected, "cache: the second load of \(name) was not served from the cache (hits \(hitsBefore)→\(hitsAfter), read transactions \(readsBefore)→\(readsBetween)→\(readsAfter))")
+                    problem(.unexpected, "cache: the second load of \(name) was not served from the cache (hits \(hitsBefore)→\(hitsAfter), record reads \(readsBefore)→\(readsBetween)→\(readsAfter))")
                 }
             } catch {
                 problem(.unexpected, "loading \(name) through the API failed: \(error)")

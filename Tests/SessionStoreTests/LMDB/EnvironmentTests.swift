@@ -54,17 +54,7 @@ import Testing
             }
             #expect(count == 3)
             #expect(deleted.map { String(decoding: $0, as: UTF8.self) } == ["a/1", "a/2", "a/3"])
-            let left = try environment.read { txn in
-                try txn.withCursor(dbi) { cursor in
-                    var names: [String] = []
-                    var entry = try cursor.first()
-                    while let current = entry {
-                        names.append(String(decoding: current.key, as: UTF8.self))
-                        entry = try cursor.next()
-                    }
-                    return names
-                }
-            }
+            let left = try allRecords(environment, dbi).map { String(decoding: $0.0, as: UTF8.self) }
             #expect(left == ["a-b/1", "ab/1", "b/1"])
         }
     }

@@ -4,16 +4,16 @@ import Testing
 
 /// The read-through cache (issue #2, done-when 7).
 @Suite struct CacheTests {
-    @Test func hitsAreServedWithoutReadingLMDB() async throws {
+    @Test func hitsAreServedWithoutReadingTheRecordFromLMDB() async throws {
         try await withTemporaryStore { store, _ in
             let session = try store.session("s")
             try session.save(Preferences(theme: "a", fontSize: 1), for: .prefs)
             store.cache.removeAll()
-            let readsBefore = store.environment.readTransactions
+            let readsBefore = store.recordReads
             #expect(try session.load(.prefs)?.theme == "a")        // miss: one LMDB read
-            #expect(store.environment.readTransactions == readsBefore + 1)
+            #expect(store.recordReads == readsBefore + 1)
             for _ in 0..<100 { #expect(try session.load(.prefs)?.theme == "a") }
-            #expect(store.environment.readTransactions == readsBefore + 1)
+            #expect(store.recordReads == readsBefore + 1)
             #expect(store.cacheStatistics.hits >= 100)
         }
     }
@@ -24,9 +24,9 @@ import Testing
             try session.save(1, for: .counter)
             #expect(try session.load(.counter) == 1)
             try session.save(2, for: .counter)
-            let reads = store.environment.readTransactions
+            let reads = store.recordReads
             #expect(try session.load(.counter) == 2)
-            #expect(store.environment.readTransactions == reads)   // the writer updated the cache
+            #expect(store.recordReads == reads)   // the writer updated the cache
             try session.remove(.counter)
             #expect(try session.load(.counter) == nil)
         }

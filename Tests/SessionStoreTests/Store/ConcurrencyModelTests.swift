@@ -39,7 +39,6 @@ import Testing
                 let scope: any StorageScope = try address.instance.map { try session.instance($0) } ?? session
                 #expect(try scope.load(Int.self, for: address.key) == value, "seed \(seed): \(address)")
             }
-            store.cache.removeAll()
             #expect(try allRecords(store).count == models.count, "seed \(seed)")
         }
     }

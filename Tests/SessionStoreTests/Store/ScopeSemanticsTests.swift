@@ -58,6 +58,7 @@ extension Key where Value == Int {
             for tab in ["a", "b", "c"] {
                 let instance = try session.instance(tab)
                 #expect(try store.session(instance.sessionID).load(.prefs) == light)
+                #expect(try instance.session.load(.prefs) == light)
             }
             // Sessions opened again by id see the same value.
             #expect(try store.session("shared").load(.prefs) == light)

@@ -1,3 +1,4 @@
+import CLMDB
 import Foundation
 @testable import SessionStore
 
@@ -43,8 +44,13 @@ func withTemporaryStore<R>(
 
 /// Every record of the store as (key, record bytes), read straight from LMDB.
 func allRecords(_ store: SessionStore) throws -> [([UInt8], [UInt8])] {
-    try store.environment.read { txn in
-        try txn.withCursor(store.records) { cursor in
+    try allRecords(store.environment, store.records)
+}
+
+/// Every pair of database `dbi`, in key order.
+func allRecords(_ environment: Environment, _ dbi: MDB_dbi) throws -> [([UInt8], [UInt8])] {
+    try environment.read { txn in
+        try txn.withCursor(dbi) { cursor in
             var records: [([UInt8], [UInt8])] = []
             var entry = try cursor.first()
             while let current = entry {
@@ -63,13 +69,10 @@ func recordKeyStrings(_ store: SessionStore) throws -> [String] {
 
 /// Runs an executable built by this package and returns its exit status and output.
 @discardableResult
-func runProduct(_ name: String, _ arguments: [String], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
     let process = Process()
     process.executableURL = productURL(name)
     process.arguments = arguments
-    var env = ProcessInfo.processInfo.environment
-    for (key, value) in environment { env[key] = value }
-    process.environment = env
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe

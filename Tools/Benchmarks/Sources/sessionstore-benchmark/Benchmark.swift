@@ -38,7 +38,7 @@ struct Options {
             case "-h", "--help":
                 print("""
                 usage: sessionstore-benchmark [--quick] [--json path] [--only text]
-                       sessionstore-benchmark --profile cached|uncached|save1|save64|relaxed|end|mixed [--ops n]
+                       sessionstore-benchmark --profile cached|uncached|rawget|save1|relaxed|rawnosync|end|save64|save64tasks [--ops n]
 
                   --quick     shorter rounds (under a minute in all)
                   --json      also write the table and goals as JSON to path
@@ -59,7 +59,6 @@ struct Options {
 struct Contender {
     var system: String
     var note: String
-    var warmup: Bool = true
     var run: (Double) async throws -> Round
 }
 
@@ -157,7 +156,7 @@ final class Bench {
         guard wants(workload) else { return }
         log("measuring \(workload)")
         let seconds = slow ? slowSeconds : fastSeconds
-        for contender in contenders where contender.warmup {
+        for contender in contenders {
             _ = try await contender.run(slow ? slowWarmup : fastWarmup)
         }
         var collected = Array(repeating: [Round](), count: contenders.count)

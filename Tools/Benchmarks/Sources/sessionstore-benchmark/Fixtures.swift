@@ -59,8 +59,7 @@ enum Fixtures {
 
     static func spec(session sid: String, name: String) -> KeySpec {
         var key = Array("session/\(sid)/".utf8)
-        appendHead(major: 3, name.utf8.count, to: &key)
-        key.append(contentsOf: name.utf8)
+        CBOR.appendText(name, to: &key)
         return KeySpec(session: sid, name: name, recordKey: key, sqlKey: "session/\(sid)/\(name)")
     }
 
@@ -79,10 +78,10 @@ enum Fixtures {
         let typeName = Array(String(reflecting: V.self).utf8)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(typeName.count + 96)
-        appendHead(major: 6, recordTag, to: &bytes)
-        appendHead(major: 4, 3, to: &bytes)
-        appendHead(major: 0, formatVersion, to: &bytes)
-        appendHead(major: 3, typeName.count, to: &bytes)
+        CBOR.appendHead(major: 6, argument: UInt64(recordTag), to: &bytes)
+        CBOR.appendHead(major: 4, argument: 3, to: &bytes)
+        CBOR.appendHead(major: 0, argument: UInt64(formatVersion), to: &bytes)
+        CBOR.appendHead(major: 3, argument: UInt64(typeName.count), to: &bytes)
         bytes.append(contentsOf: typeName)
         try encoder.encode(value, appendingTo: &bytes)
         return bytes
@@ -93,34 +92,13 @@ enum Fixtures {
     static func recordValue(_ bytes: UnsafeRawBufferPointer) -> UnsafeRawBufferPointer? {
         var offset = 0
         @inline(__always) func head() -> Int? {
-            guard offset < bytes.count else { return nil }
-            let initial = bytes[offset]
-            offset += 1
-            let info = Int(initial & 0x1F)
-            if info < 24 { return info }
-            guard info <= 27 else { return nil }
-            let width = 1 << (info - 24)
-            guard bytes.count - offset >= width else { return nil }
-            var argument = 0
-            for _ in 0..<width { argument = argument << 8 | Int(bytes[offset]); offset += 1 }
-            return argument
+            guard let head = CBOR.head(in: bytes, at: offset), head.argument <= UInt64(Int.max) else { return nil }
+            offset = head.next
+            return Int(head.argument)
         }
         guard head() == recordTag, head() == 3, head() != nil, let nameLength = head() else { return nil }
         offset += nameLength
         guard offset < bytes.count else { return nil }
         return UnsafeRawBufferPointer(rebasing: bytes[offset...])
-    }
-
-    static func appendHead(major: UInt8, _ argument: Int, to bytes: inout [UInt8]) {
-        let type = major << 5
-        let value = UInt64(argument)
-        switch value {
-        case 0..<24: bytes.append(type | UInt8(value))
-        case 24..<0x100: bytes.append(type | 24); bytes.append(UInt8(value))
-        case 0x100..<0x10000: bytes.append(type | 25); bytes.append(UInt8(value >> 8)); bytes.append(UInt8(value & 0xFF))
-        default:
-            bytes.append(type | 26)
-            for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8((value >> UInt64(shift)) & 0xFF)) }
-        }
     }
 }

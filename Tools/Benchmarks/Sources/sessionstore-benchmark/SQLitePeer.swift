@@ -24,10 +24,6 @@ final class SQLitePeer: Sendable {
         }
     }
 
-    var journalMode: String {
-        (try? pool.read { db in try String.fetchOne(db, sql: "PRAGMA journal_mode") }) ?? "?"
-    }
-
     func insertAll(_ rows: [(String, Data)]) throws {
         try pool.write { db in
             let statement = try db.cachedStatement(sql: "INSERT OR REPLACE INTO kv (key, value) VALUES (?, ?)")

@@ -34,14 +34,6 @@ struct Round {
     var opsPerSecond: Double { Double(operations) / seconds }
 }
 
-/// How long each round runs, and how many rounds a row gets (interleaved with its peers).
-struct Budget {
-    var seconds: Double
-    var warmup: Double
-    /// 1 = time every operation; n = time one operation in n (sub-microsecond rows).
-    var sampleEvery: Int
-}
-
 /// Runs `body(i)` on the calling thread until `seconds` pass; times one call in `sampleEvery`.
 ///
 /// The stop check reads the clock every 64 untimed calls, so fast loops pay almost
