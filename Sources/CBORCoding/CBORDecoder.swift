@@ -488,9 +488,9 @@ struct _CBORSingleValueDecodingContainer: SingleValueDecodingContainer {
 
 extension _CBORDecoder {
     /// Runs `body` with the decoder's path set to a container's path: `nestedPath`, or
-    /// the current path (of length `depth`) when that is nil.
+    /// the current path when that is nil.
     @inline(__always)
-    func withPath<R>(_ nestedPath: [any CodingKey]?, _ depth: Int, _ body: () throws -> R) rethrows -> R {
+    func withPath<R>(_ nestedPath: [any CodingKey]?, _ body: () throws -> R) rethrows -> R {
         guard let nestedPath else { return try body() }
         return try withPath(nestedPath, body)
     }
@@ -612,7 +612,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
         let offset = try require(key)
         var end = -1
-        let value = try decoder.withPath(nestedPath, depth) { try decoder.decodeValue(T.self, at: offset, end: &end, key: key, push: true) }
+        let value = try decoder.withPath(nestedPath) { try decoder.decodeValue(T.self, at: offset, end: &end, key: key, push: true) }
         if end >= 0 { decoder.valueEnded(slot: depth, mapStart: mapStart, valueStart: offset, end: end) }
         return value
     }
@@ -634,7 +634,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard let offset = try find(key), !decoder.reader.isNil(at: offset) else { return nil }
         var end = -1
-        let value = try decoder.withPath(nestedPath, depth) { try decoder.decodeValue(T.self, at: offset, end: &end, key: key, push: true) }
+        let value = try decoder.withPath(nestedPath) { try decoder.decodeValue(T.self, at: offset, end: &end, key: key, push: true) }
         if end >= 0 { decoder.valueEnded(slot: depth, mapStart: mapStart, valueStart: offset, end: end) }
         return value
     }

@@ -565,16 +565,14 @@ struct _CBORKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
     }
 
     /// Writes `key` and opens a nested frame for its value (or records why it cannot).
-    private func openNested(_ key: Key, kind: _CBORFrame.Kind, writeKey: Bool = true) -> (_CBORFrameRef, Int) {
+    private func openNested(_ key: Key, kind: _CBORFrame.Kind) -> (_CBORFrameRef, Int) {
         do {
             try encoder.prepare(ref)
         } catch {
             encoder.record(error)
             return (.invalid, depth &+ 1)
         }
-        if writeKey {
-            encoder.writeKey(key, frame: Int(ref.index))
-        }
+        encoder.writeKey(key, frame: Int(ref.index))
         let s = encoder.s
         let pathCount = s.pointee.path.count
         s.pointee.path.append(key)

@@ -20,7 +20,7 @@ extension CBORReader {
             return h.next
         case 2, 3:
             let end = try stringEnd(h, at: offset)
-            if h.major == 3 && makeString(slice(h.next, end &- h.next)) == nil {
+            if h.major == 3 && end > h.next && !isValidText(h.next, end &- h.next) {
                 throw CBORReadError(at: offset, "text string is not valid UTF-8")
             }
             return end

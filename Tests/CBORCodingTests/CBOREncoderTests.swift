@@ -304,11 +304,11 @@ private func hex<T: Encodable>(_ value: T, deterministic: Bool = false) throws -
         // A whole second: tag 1 integer. A date whose epoch-seconds double rounds: tag 1001.
         let whole = Date(timeIntervalSince1970: 1_700_000_000)
         #expect(try hex(whole) == "c11a6553f100")
-        let awkward = Date(timeIntervalSinceReferenceDate: 785_000_000.123_456_7)
+        let awkward = Date(timeIntervalSinceReferenceDate: 785_000_000.123_456_8)
         let encoded = try CBOREncoder().encodeBytes(awkward)
-        if Date(timeIntervalSince1970: awkward.timeIntervalSince1970).timeIntervalSinceReferenceDate != awkward.timeIntervalSinceReferenceDate {
-            #expect(encoded.prefix(3) == [0xD9, 0x03, 0xE9], "tag 1001 expected, got \(hexString(encoded))")
-        }
+        // This date does not survive the shift to 1970-based seconds, so tag 1001 must be used.
+        try #require(Date(timeIntervalSince1970: awkward.timeIntervalSince1970).timeIntervalSinceReferenceDate != awkward.timeIntervalSinceReferenceDate)
+        #expect(encoded.prefix(3) == [0xD9, 0x03, 0xE9], "tag 1001 expected, got \(hexString(encoded))")
         let back = try CBORDecoder().decode(Date.self, from: encoded)
         #expect(back.timeIntervalSinceReferenceDate.bitPattern == awkward.timeIntervalSinceReferenceDate.bitPattern)
         var rng = SplitMix64(seed: 1)

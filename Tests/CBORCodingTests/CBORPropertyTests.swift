@@ -314,7 +314,9 @@ func firstDifference(_ a: CBOR, _ b: CBOR, path: String = "") -> String {
     @Test("Every integer width round-trips at its limits")
     func integerLimits() throws {
         func check<T: FixedWidthInteger & Codable>(_ type: T.Type) throws {
-            for v in [T.min, T.min + 1, 0, 1, 23, 24, 255, 256, 65535, 65536, T.max - 1, T.max] where v >= T.min {
+            // Literals a narrow type cannot hold are left out rather than wrapped to 0.
+            let edges = [0, 1, 23, 24, 255, 256, 65535, 65536].compactMap { T(exactly: $0 as Int) }
+            for v in [T.min, T.min + 1] + edges + [T.max - 1, T.max] {
                 #expect(try CBORDecoder().decode(T.self, from: CBOREncoder().encodeBytes(v)) == v)
                 #expect(try CBORDecoder().decode([T].self, from: CBOREncoder().encodeBytes([v, v])) == [v, v])
             }

@@ -39,6 +39,7 @@ import Testing
         #expect(throws: DecodingError.self) { try CBOR(decoding: bytes("0000")) }
         do {
             _ = try CBOR(decoding: bytes("8101ff"))
+            Issue.record("8101ff decoded although a byte follows the array")
         } catch {
             #expect(decodingErrorDescription(error)?.contains("trailing bytes") == true)
         }
