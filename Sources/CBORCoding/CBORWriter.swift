@@ -93,28 +93,7 @@ struct CBORWriter {
     @inline(__always)
     mutating func writeHead(major: UInt8, argument: UInt64) {
         reserve(9)
-        let m = major &<< 5
-        let p = base + count
-        if argument < 24 {
-            p.storeBytes(of: m | UInt8(truncatingIfNeeded: argument), as: UInt8.self)
-            count &+= 1
-        } else if argument <= 0xFF {
-            p.storeBytes(of: m | 24, as: UInt8.self)
-            p.storeBytes(of: UInt8(truncatingIfNeeded: argument), toByteOffset: 1, as: UInt8.self)
-            count &+= 2
-        } else if argument <= 0xFFFF {
-            p.storeBytes(of: m | 25, as: UInt8.self)
-            p.storeBytes(of: UInt16(truncatingIfNeeded: argument).bigEndian, toByteOffset: 1, as: UInt16.self)
-            count &+= 3
-        } else if argument <= 0xFFFF_FFFF {
-            p.storeBytes(of: m | 26, as: UInt8.self)
-            p.storeBytes(of: UInt32(truncatingIfNeeded: argument).bigEndian, toByteOffset: 1, as: UInt32.self)
-            count &+= 5
-        } else {
-            p.storeBytes(of: m | 27, as: UInt8.self)
-            p.storeBytes(of: argument.bigEndian, toByteOffset: 1, as: UInt64.self)
-            count &+= 9
-        }
+        count &+= CBOR.writeHead(major: major, argument: argument, to: base + count)
     }
 
     /// The number of bytes `writeHead` uses for `argument`.
