@@ -9,15 +9,18 @@ import Darwin
 /// The state is reached only inside `withLock`. `withLock(waitingUntil:deadline:_:)`
 /// blocks the calling thread until a predicate on the state holds (or a deadline passes).
 /// Use it on dedicated threads and for synchronous callers; async code must not wait on it.
+///
+/// Like ``Lock``, the state lives behind a pointer so that access skips Swift's run-time
+/// exclusivity check, which the mutex makes redundant.
 // @unchecked Sendable: `state` is read and written only while `mutex` is held, and the
-// pthread objects live in stable heap memory allocated in `init` and freed in `deinit`.
+// pthread objects and state live in stable heap memory allocated in `init` and freed in `deinit`.
 final class ConditionLock<State>: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var state: State
+    private let state = UnsafeMutablePointer<State>.allocate(capacity: 1)
 
     init(_ initial: State) {
-        state = initial
+        state.initialize(to: initial)
         pthread_mutex_init(mutex, nil)
         #if canImport(Glibc)
         var attributes = pthread_condattr_t()
@@ -35,13 +38,15 @@ final class ConditionLock<State>: @unchecked Sendable {
         pthread_mutex_destroy(mutex)
         condition.deallocate()
         mutex.deallocate()
+        state.deinitialize(count: 1)
+        state.deallocate()
     }
 
     /// Runs `body` with exclusive access to the state.
     func withLock<R, E: Error>(_ body: (inout State) throws(E) -> R) throws(E) -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&state)
+        return try body(&state.pointee)
     }
 
     /// Waits until `ready` holds or `deadline` (monotonic nanoseconds) passes, then runs `body`.
@@ -57,7 +62,7 @@ final class ConditionLock<State>: @unchecked Sendable {
     ) rethrows -> R {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        var isReady = ready(&state)
+        var isReady = ready(&state.pointee)
         while !isReady {
             if let deadline {
                 if MonotonicClock.nanoseconds() >= deadline { break }
@@ -75,9 +80,9 @@ final class ConditionLock<State>: @unchecked Sendable {
             } else {
                 pthread_cond_wait(condition, mutex)
             }
-            isReady = ready(&state)
+            isReady = ready(&state.pointee)
         }
-        return try body(&state, isReady)
+        return try body(&state.pointee, isReady)
     }
 
     /// Wakes every thread waiting in `withLock(waitingUntil:deadline:_:)`.

@@ -1,28 +1,56 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import SessionStore
 
 /// The map grows by itself up to an optional ceiling (issue #2, done-when 6).
 @Suite struct MapGrowthTests {
+    final class Flag: Sendable {
+        let value = Atomic<Bool>(false)
+    }
+
     static let chunk = [UInt8](repeating: 0xA5, count: 64 << 10)
 
     @Test func fiftyMebibytesFitIntoAStoreStartingAtOneMebibyte() async throws {
         try await withTemporaryStore(.init(mapSize: 1 << 20)) { store, _ in
             let session = try store.session("big")
             let count = (50 << 20) / Self.chunk.count
-            // Concurrent writers, so growth also happens inside group commits.
+            let writersDone = Flag()
+            // Concurrent writers, so growth also happens inside group commits, and readers,
+            // so the map changes size while loads (cache probes and LMDB reads) run.
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for writer in 0..<4 {
+                group.addTask {
+                    try await withThrowingTaskGroup(of: Void.self) { writers in
+                        for writer in 0..<4 {
+                            writers.addTask {
+                                for index in stride(from: writer, to: count, by: 4) {
+                                    var value = Self.chunk
+                                    value[0] = UInt8(index & 0xFF)
+                                    try await session.save(Data(value), for: "k\(index)")
+                                }
+                            }
+                        }
+                        try await writers.waitForAll()
+                    }
+                    writersDone.value.store(true, ordering: .releasing)
+                }
+                for reader in 0..<2 {
                     group.addTask {
-                        for index in stride(from: writer, to: count, by: 4) {
-                            var value = Self.chunk
-                            value[0] = UInt8(index & 0xFF)
-                            try await session.save(Data(value), for: "k\(index)")
+                        var index = reader
+                        while !writersDone.value.load(ordering: .acquiring) {
+                            let value = try session.load(Data.self, for: "k\(index % count)")
+                            if let value, value.count != Self.chunk.count || value.first != UInt8(index % count & 0xFF) {
+                                Issue.record("k\(index % count) read back wrong during growth")
+                            }
+                            index += 7
+                            // The pool may have as few threads as cores: let the writers' tasks run.
+                            await Task.yield()
                         }
                     }
                 }
                 try await group.waitForAll()
             }
+            #expect(store.environment.adoptedResizes == 0)
             #expect(store.environment.mapSize > 50 << 20)
             for index in 0..<count {
                 let value = try session.load(Data.self, for: "k\(index)")
