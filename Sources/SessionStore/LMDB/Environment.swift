@@ -19,7 +19,7 @@ import Darwin
 /// ``adoptResize()`` take it exclusively.
 // @unchecked Sendable: the environment handle is safe to share between threads under
 // MDB_NOTLS; mutable state (`currentMapSize`, `isClosed`, `broken`) is guarded by `gate` (exclusive to
-// change, shared to read) and the idle read transactions by their own lock.
+// change, shared to read), and the idle and probe read transactions by their own locks.
 final class Environment: @unchecked Sendable {
     /// Options for ``init(path:options:)``.
     struct Options {
@@ -40,8 +40,18 @@ final class Environment: @unchecked Sendable {
     /// transaction may begin until the store is reopened.
     private var broken: LMDBError?
 
+    /// False once the environment is closed or broken: the one check on the hot path, an
+    /// atomic instead of the class's `var`s, which cost a run-time exclusivity check each.
+    /// Changed only with `gate` held exclusively.
+    private let usable = Atomic<Bool>(true)
+
     /// The error for an operation on a closed or broken environment, or nil when usable.
-    private func unavailable(_ function: String) -> LMDBError? {
+    @inline(__always)
+    private func unavailable(_ function: @autoclosure () -> String) -> LMDBError? {
+        usable.load(ordering: .relaxed) ? nil : unavailableError(function())
+    }
+
+    private func unavailableError(_ function: String) -> LMDBError? {
         if let broken { return LMDBError(code: broken.code, function: "\(function) after \(broken.function) failed (reopen the store)") }
         return isClosed ? LMDBError(code: EINVAL, function: function) : nil
     }
@@ -54,6 +64,8 @@ final class Environment: @unchecked Sendable {
     /// `mdb_txn_renew` on a reset transaction keeps its reader slot, so a read avoids the
     /// reader-table mutex and the allocation a fresh `mdb_txn_begin` costs.
     private let idleReaders = Lock<[ReaderHandle]>([])
+    /// The read transaction reserved for ``snapshotID()``, begun on first use.
+    private let probe = TryLock<ReaderHandle?>(nil)
 
     /// A reset read transaction's handle.
     // @unchecked Sendable: a handle is used by one thread at a time (it is taken out of
@@ -110,6 +122,11 @@ final class Environment: @unchecked Sendable {
         gate.withExclusive {
             guard !isClosed else { return }
             isClosed = true
+            usable.store(false, ordering: .relaxed)
+            probe.withLock { reader in
+                if let reader { mdb_txn_abort(reader.txn) }
+                reader = nil
+            }
             idleReaders.withLock { readers in
                 for reader in readers { mdb_txn_abort(reader.txn) }
                 readers.removeAll()
@@ -152,10 +169,51 @@ final class Environment: @unchecked Sendable {
 
     /// The id of the newest snapshot a new reader sees: the last commit visible to readers.
     ///
-    /// Renews an idle read transaction (`mdb_txn_renew`, `mdb_txn_id`, `mdb_txn_reset`),
-    /// which costs nanoseconds and, unlike `mdb_env_info`, never runs ahead of what readers see.
+    /// Renews the reserved probe transaction (`mdb_txn_renew`, `mdb_txn_id`,
+    /// `mdb_txn_reset`), which costs nanoseconds and, unlike `mdb_env_info`, never runs
+    /// ahead of what readers see. When another thread holds the probe, a pooled read
+    /// transaction does the same, so callers never wait for each other.
     func snapshotID() throws -> Int {
-        try read { $0.id }
+        let outcome = try gate.withShared { () throws(LMDBError) -> ProbeOutcome in
+            if let error = unavailable("mdb_txn_renew") { throw error }
+            return try probe.withLockIfAvailable { reader throws(LMDBError) -> ProbeOutcome in
+                let txn: OpaquePointer
+                if let idle = reader {
+                    let rc = mdb_txn_renew(idle.txn)
+                    guard rc == 0 else {
+                        mdb_txn_abort(idle.txn)
+                        reader = nil
+                        if rc == LMDBError.mapResized { return .resized }
+                        throw LMDBError(code: rc, function: "mdb_txn_renew")
+                    }
+                    txn = idle.txn
+                } else {
+                    var begun: OpaquePointer?
+                    let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &begun)
+                    if rc == LMDBError.mapResized { return .resized }
+                    try LMDBError.check(rc, "mdb_txn_begin(read)")
+                    txn = begun!
+                    reader = ReaderHandle(txn: txn)
+                }
+                defer { mdb_txn_reset(txn) }
+                return .id(Int(mdb_txn_id(txn)))
+            } ?? .busy
+        }
+        switch outcome {
+        case .id(let id): return id
+        case .busy: return try read { $0.id }
+        case .resized:
+            try adoptResize()
+            return try snapshotID()
+        }
+    }
+
+    private enum ProbeOutcome {
+        case id(Int)
+        /// Another thread holds the probe transaction.
+        case busy
+        /// Another process grew the map (`MDB_MAP_RESIZED`).
+        case resized
     }
 
     /// Takes an idle read transaction and renews it, or begins a new one.
@@ -268,6 +326,7 @@ final class Environment: @unchecked Sendable {
         if rc != 0 {
             let error = LMDBError(code: rc, function: "mdb_env_set_mapsize")
             broken = error
+            usable.store(false, ordering: .relaxed)
             throw error
         }
     }

@@ -61,6 +61,33 @@ enum KeyLayout {
         instancesPrefix(sid) + iid + [UInt8(ascii: "/")]
     }
 
+    /// Runs `body` with the record key of the text key `name` under `prefix`, built in
+    /// temporary memory rather than on the heap; returns nil, without calling `body`, when
+    /// the key would exceed `limit` bytes.
+    @inline(__always)
+    static func withRecordKey<R>(_ prefix: [UInt8], text name: String, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        // Native strings lend their UTF-8 without a copy; others (bridged) are copied once.
+        if let result = name.utf8.withContiguousStorageIfAvailable({ withRecordKey(prefix, utf8: $0, limit: limit, body) }) {
+            return result
+        }
+        return Array(name.utf8).withUnsafeBufferPointer { withRecordKey(prefix, utf8: $0, limit: limit, body) }
+    }
+
+    @inline(__always)
+    private static func withRecordKey<R>(_ prefix: [UInt8], utf8: UnsafeBufferPointer<UInt8>, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        let count = prefix.count + CBOR.headSize(UInt64(utf8.count)) + utf8.count
+        guard count <= limit else { return nil }
+        return withUnsafeTemporaryAllocation(byteCount: count + 9, alignment: 8) { buffer in
+            let start = buffer.baseAddress!
+            prefix.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            let head = CBOR.writeHead(major: 3, argument: UInt64(utf8.count), to: start + prefix.count)
+            if utf8.count > 0 {
+                (start + prefix.count + head).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)
+            }
+            return body(UnsafeRawBufferPointer(start: start, count: count))
+        }
+    }
+
     /// The full record key: `prefix` followed by `key` in deterministic CBOR.
     ///
     /// - Throws: `.encodingFailed` when the key does not encode, `.keyTooLong` when the

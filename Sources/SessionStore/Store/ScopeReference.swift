@@ -1,8 +1,10 @@
 /// Where a scope's records live: its store and its key prefix.
 ///
 /// Obtained from a ``Session`` or ``Instance``; it cannot be built by hand, so every
-/// prefix has passed id validation.
-public struct ScopeReference: Sendable, CustomStringConvertible {
+/// prefix has passed id validation. A class, so that handing it to a storage call copies
+/// one reference.
+public final class ScopeReference: Sendable, CustomStringConvertible {
+    @usableFromInline
     let store: SessionStore
     /// `session/<sid>/` or `instance/<sid>/<iid>/`.
     let prefix: [UInt8]
@@ -10,4 +12,16 @@ public struct ScopeReference: Sendable, CustomStringConvertible {
     let endPrefixes: [[UInt8]]
     /// For messages: `session "k3J9"` or `instance "t7Q" of session "k3J9"`.
     public let description: String
+
+    init(store: SessionStore, prefix: [UInt8], endPrefixes: [[UInt8]], description: String) {
+        self.store = store
+        self.prefix = prefix
+        self.endPrefixes = endPrefixes
+        self.description = description
+    }
+
+    /// `key` as messages show it: `"prefs" of session "k3J9"`.
+    func describe<K>(_ key: K) -> String {
+        "\(String(describing: key).debugDescription) of \(description)"
+    }
 }

@@ -51,17 +51,26 @@ extension StorageScope {
     ///
     /// - Throws: `.typeMismatch` when the stored value is of another type,
     ///   `.corruptedRecord` when it does not decode, `.storeClosed`.
+    @inlinable
     public func load<Value>(_ key: Key<Value>) throws(SessionStoreError) -> Value? {
         try load(Value.self, for: key.name)
     }
 
     /// The value under the untyped `key` as a `Value`, or nil when there is none.
+    // Inlinable so that a cache hit is specialised in the caller: the type check of the
+    // cached value is then a pointer comparison instead of a dynamic cast.
+    @inlinable
     public func load<Value: Codable & Sendable, K: Encodable & Hashable & Sendable>(
         _ type: Value.Type, for key: K
     ) throws(SessionStoreError) -> Value? {
-        let store = reference.store
-        let recordKey = try self.recordKey(key)
-        return try store.load(Value.self, key: recordKey, name: describe(key))
+        let reference = self.reference
+        var snapshot: Int?
+        if K.self == String.self,
+           let hit = try reference.store.cachedValue(named: unsafeBitCast(key, to: String.self), in: reference, snapshot: &snapshot),
+           let value = hit.value(as: Value.self) {
+            return value
+        }
+        return try reference.store.load(Value.self, key: key, in: reference, snapshot: snapshot)
     }
 
     /// Removes the value under `key` and returns it; a missing key is not an error.
@@ -129,7 +138,7 @@ extension StorageScope {
         if let value = try load(key) { return value }
         let value = try make()
         let record = try store.record(value, name: describe(key.name))
-        let result = try store.write([.insert(key: recordKey, record: record, value: value)])
+        let result = try store.write([.insert(key: recordKey, record: record, value: ValueBox(value))])
         if result[0].count == 1 { return value }
         guard let existing = result[0].previous else { return value }
         return try existing.withUnsafeBytes { bytes throws(SessionStoreError) in
@@ -184,12 +193,12 @@ extension StorageScope {
     }
 
     func describe<K>(_ key: K) -> String {
-        "\(String(describing: key).debugDescription) of \(reference.description)"
+        reference.describe(key)
     }
 
     func saveOperation<Value: Codable & Sendable, K: Encodable>(_ value: Value, for key: K) throws(SessionStoreError) -> WriteOperation {
         let recordKey = try self.recordKey(key)
         let record = try reference.store.record(value, name: describe(key))
-        return .put(key: recordKey, record: record, value: value, returnPrevious: true)
+        return .put(key: recordKey, record: record, value: ValueBox(value), returnPrevious: true)
     }
 }

@@ -2,13 +2,11 @@ import CLMDB
 import Foundation
 
 /// One change a write request makes, prepared (encoded and checked) by the caller.
-// @unchecked Sendable: `value` is the caller's `Codable & Sendable` value, held as
-// `any Sendable`; the byte arrays are values.
-enum WriteOperation: @unchecked Sendable {
+enum WriteOperation: Sendable {
     /// Stores `record` under `key`; `value` is the decoded form for the cache.
-    case put(key: [UInt8], record: [UInt8], value: any Sendable, returnPrevious: Bool)
+    case put(key: [UInt8], record: [UInt8], value: CachedValue, returnPrevious: Bool)
     /// Stores `record` only when `key` is absent; otherwise returns the existing record.
-    case insert(key: [UInt8], record: [UInt8], value: any Sendable)
+    case insert(key: [UInt8], record: [UInt8], value: CachedValue)
     /// Deletes `key`, returning the removed record when asked.
     case delete(key: [UInt8], returnPrevious: Bool)
     /// Deletes every key that starts with the prefix.
@@ -16,15 +14,13 @@ enum WriteOperation: @unchecked Sendable {
 }
 
 /// What one ``WriteOperation`` found and did.
-// @unchecked Sendable: `previousValue` is a value the cache held, which entered the
-// cache as a caller's `Codable & Sendable` value.
-struct OperationResult: @unchecked Sendable {
+struct OperationResult: Sendable {
     /// The record that was under the key before (put, delete) or that stayed (insert).
     var previous: [UInt8]?
     /// Keys deleted by `deletePrefix`; for insert and delete, 1 when it changed the key.
     var count = 0
     /// The decoded value a put replaced, when the cache knew it exactly (saves a decode).
-    var previousValue: (any Sendable)?
+    var previousValue: CachedValue?
     /// The keys `deletePrefix` deleted, collected for the cache.
     var deletedKeys: [[UInt8]] = []
 }

@@ -5,23 +5,11 @@ import Testing
 /// Eight tasks of mixed operations end in the state a sequential model predicts
 /// (issue #2, done-when 5). Run under `swift test --sanitize=thread` in CI.
 @Suite struct ConcurrencyModelTests {
-    /// A deterministic generator (SplitMix64), so a failing seed can be replayed.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Where a model value lives: (session, instance or nil, key).
     struct Address: Hashable { var session: String; var instance: String?; var key: String }
 
     @Test func eightTasksOfMixedOperationsMatchTheModel() async throws {
-        let seed = UInt64(ProcessInfo.processInfo.environment["SESSIONSTORE_SEED"] ?? "") ?? UInt64.random(in: 0...UInt64.max)
+        let seed = SplitMix.fromEnvironment().state
         let tasks = 8
         let operationsPerTask = 600
         try await withTemporaryStore(.init(cacheCapacity: 64)) { store, _ in

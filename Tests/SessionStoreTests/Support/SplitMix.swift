@@ -1,0 +1,20 @@
+import Foundation
+
+/// A deterministic generator (SplitMix64), so a failing seed can be replayed.
+struct SplitMix: RandomNumberGenerator {
+    var state: UInt64
+
+    /// A generator seeded from `SESSIONSTORE_SEED` when set, at random otherwise; tests
+    /// print `seed` in their failure messages.
+    static func fromEnvironment() -> SplitMix {
+        SplitMix(state: UInt64(ProcessInfo.processInfo.environment["SESSIONSTORE_SEED"] ?? "") ?? UInt64.random(in: 0...UInt64.max))
+    }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
