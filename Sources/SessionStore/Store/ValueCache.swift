@@ -256,6 +256,7 @@ final class ValueCache: Sendable {
     }
 
     /// The table slot holding `key`, or nil.
+    @inline(__always)
     private static func find(_ key: UnsafeRawBufferPointer, hash: UInt64, in state: State) -> Int? {
         let mask = state.mask
         var slot = Int(truncatingIfNeeded: hash) & mask
@@ -303,6 +304,7 @@ final class ValueCache: Sendable {
     ///
     /// About a fifth of the instructions of `Hasher` (SipHash-1-3) on 60-byte keys. The
     /// seed is random per cache, so colliding keys cannot be prepared in advance.
+    @inline(__always)
     static func hash(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> UInt64 {
         @inline(__always) func mum(_ a: UInt64, _ b: UInt64) -> UInt64 {
             let product = a.multipliedFullWidth(by: b)

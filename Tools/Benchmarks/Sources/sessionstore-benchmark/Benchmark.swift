@@ -38,7 +38,7 @@ struct Options {
             case "-h", "--help":
                 print("""
                 usage: sessionstore-benchmark [--quick] [--json path] [--only text]
-                       sessionstore-benchmark --profile cached|uncached|rawget|save1|relaxed|rawnosync|end|save64|save64tasks [--ops n]
+                       sessionstore-benchmark --profile cached|dictget|uncached|rawget|save1|relaxed|rawnosync|end|save64|save64tasks [--ops n]
 
                   --quick     shorter rounds (under a minute in all)
                   --json      also write the table and goals as JSON to path
@@ -806,6 +806,12 @@ final class Bench {
             let session = sessionsA[4242 / 100]
             let key = hotKeys[4242].name
             profileRegion(ops) { _ in blackHole(try? session.load(Profile.self, for: key)) }
+        case "dictget":
+            // The cached-load goal's peer, for comparing instruction counts with "cached".
+            let dictionary = LockedDictionary()
+            for (index, spec) in hotKeys.enumerated() { dictionary.set(spec.name, Profile.sample(index)) }
+            let key = hotKeys[4242].name
+            profileRegion(ops) { _ in blackHole(dictionary.get(key)) }
         case "uncached":
             let store = try SessionStore(path: root + "/A0", configuration: .init(cacheCapacity: 0))
             let sessions0 = try populate(store, keys)
