@@ -242,7 +242,9 @@ final class Environment: @unchecked Sendable {
 
     /// Runs `body` in a read-only transaction on the newest snapshot.
     ///
-    /// The transaction and every buffer it returns are valid only inside `body`.
+    /// The transaction and every buffer it returns are valid only inside `body`. `body` runs
+    /// with `gate` held shared and must not use the environment again (the gate is not
+    /// reentrant): a map resize waiting for it would wait for ever.
     func read<R>(_ body: (Transaction) throws -> R) throws -> R {
         while true {
             // No generic `Result<R, …>` here: for an unspecialised R its metadata is looked up

@@ -10,11 +10,20 @@ class CachedValue: @unchecked Sendable {
     @usableFromInline
     init() {}
 
-    /// The value if it is exactly a `V`: not a subclass, and not an Optional of one.
+    /// The value if it was cached as exactly a `V` (not an Optional of one, not a subclass).
     @inlinable
     final func value<V: Sendable>(as type: V.Type) -> V? {
         guard Swift.type(of: self) == ValueBox<V>.self else { return nil }
         return unsafeDowncast(self, to: ValueBox<V>.self).value
+    }
+
+    /// What the cache keeps for a value a caller wrote as a `V`.
+    ///
+    /// A box when the value's own type is `V`. An instance of a subclass of `V` gets a
+    /// placeholder that matches no type, so the next load reads the record and caches the
+    /// `V` it decodes: a hit then returns what a miss would, not the caller's object.
+    static func written<V: Sendable>(_ value: V) -> CachedValue {
+        Swift.type(of: value) == V.self ? ValueBox(value) : CachedValue()
     }
 }
 

@@ -138,7 +138,7 @@ extension StorageScope {
         if let value = try load(key) { return value }
         let value = try make()
         let record = try store.record(value, name: describe(key.name))
-        let result = try store.write([.insert(key: recordKey, record: record, value: ValueBox(value))])
+        let result = try store.write([.insert(key: recordKey, record: record, value: CachedValue.written(value))])
         if result[0].count == 1 { return value }
         guard let existing = result[0].previous else { return value }
         return try existing.withUnsafeBytes { bytes throws(SessionStoreError) in
@@ -199,6 +199,6 @@ extension StorageScope {
     func saveOperation<Value: Codable & Sendable, K: Encodable>(_ value: Value, for key: K) throws(SessionStoreError) -> WriteOperation {
         let recordKey = try self.recordKey(key)
         let record = try reference.store.record(value, name: describe(key))
-        return .put(key: recordKey, record: record, value: ValueBox(value), returnPrevious: true)
+        return .put(key: recordKey, record: record, value: CachedValue.written(value), returnPrevious: true)
     }
 }

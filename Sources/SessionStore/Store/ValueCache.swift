@@ -315,11 +315,14 @@ final class ValueCache: Sendable {
         }
         let k0: UInt64 = 0xa076_1d64_78bd_642f
         let k1: UInt64 = 0xe703_7ed1_a0b4_28db
+        // `mum` is zero when either input is: every block's first input is xored with a
+        // seeded secret, not a public constant, so no chosen block can zero the state.
+        let secret = seed ^ k1
         let count = bytes.count
         var h = mum(seed ^ k0, UInt64(truncatingIfNeeded: count) ^ k1)
         var offset = 0
         while count - offset > 16 {
-            h = mum(word(offset) ^ k1, word(offset + 8) ^ h)
+            h = mum(word(offset) ^ secret, word(offset + 8) ^ h)
             offset += 16
         }
         // The last 1...16 bytes; words may overlap bytes already hashed, which is harmless.
@@ -337,7 +340,7 @@ final class ValueCache: Sendable {
             a = tail
             b = 0
         }
-        h = mum(a ^ k1, b ^ h)
+        h = mum(a ^ secret, b ^ h)
         return mum(h ^ k0, h ^ k1)
     }
 }

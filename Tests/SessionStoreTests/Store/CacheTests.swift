@@ -109,4 +109,33 @@ import Testing
             #expect(wrapped?.code == .typeMismatch)
         }
     }
+
+    class Base: Codable, @unchecked Sendable {
+        var name: String
+        init(name: String) { self.name = name }
+    }
+
+    final class Derived: Base, @unchecked Sendable {
+        var extra = 7
+        init(name: String, extra: Int) {
+            self.extra = extra
+            super.init(name: name)
+        }
+        required init(from decoder: any Decoder) throws { try super.init(from: decoder) }
+    }
+
+    @Test func aHitReturnsWhatAMissReturnsForASubclassSavedAsItsBase() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s")
+            let saved: Base = Derived(name: "a", extra: 9)
+            try session.save(saved, for: "k")
+            let first = try #require(try session.load(Base.self, for: "k"))
+            let second = try #require(try session.load(Base.self, for: "k"))   // a hit now
+            store.cache.removeAll()
+            let miss = try #require(try session.load(Base.self, for: "k"))
+            #expect(type(of: first) == Base.self && type(of: second) == Base.self && type(of: miss) == Base.self)
+            #expect(first !== saved && second.name == "a")
+            #expect(store.cacheStatistics.hits >= 1)
+        }
+    }
 }

@@ -103,6 +103,32 @@ import Testing
         #expect(ValueBox("x").value(as: String.self) == "x")
     }
 
+    @Test func keysPreparedAgainstTheHashsConstantsDoNotCollideUnderARandomSeed() {
+        // A block equal to a public constant of the hash once zeroed its state, so such
+        // keys hashed alike whatever the seed.
+        let constants: [UInt64] = [0xe703_7ed1_a0b4_28db, 0xa076_1d64_78bd_642f]
+        var random = SplitMix.fromEnvironment()
+        let seed = random.next()
+        for constant in constants {
+            var hashes = Set<UInt64>()
+            for n in 0..<1_000 {
+                var key = Array("session/s\(n)/".utf8) + [0x58, 0x20] + (0..<16).map { _ in UInt8.random(in: 0...255, using: &random) }
+                withUnsafeBytes(of: constant.littleEndian) { key += $0 }
+                key += withUnsafeBytes(of: random.next()) { Array($0) }
+                hashes.insert(key.withUnsafeBytes { ValueCache.hash($0, seed: seed) })
+            }
+            #expect(hashes.count == 1_000, "seed \(seed)")
+        }
+    }
+
+    @Test func theHashDependsOnTheSeedAndSpreadsTheLowBits() {
+        let key = Array("session/abc/".utf8) + Array(repeating: 0x61, count: 40)
+        let hashes = (0..<1_024).map { seed in key.withUnsafeBytes { ValueCache.hash($0, seed: UInt64(seed)) } }
+        #expect(Set(hashes).count == 1_024)
+        // The table uses the low bits: 1,024 seeds should fill most of 256 buckets.
+        #expect(Set(hashes.map { $0 & 0xFF }).count > 200)
+    }
+
     @Test func theHashSpreadsKeysThatDifferInOneByte() {
         var seen = Set<UInt64>()
         let base = Array("session/abc/".utf8) + Array(repeating: 0x61, count: 40)
