@@ -13,7 +13,11 @@ import Darwin
 ///   (or a newer one, which first empties the cache), so a slow reader never puts back a
 ///   value older than a commit already applied;
 /// - the writer applies each commit after it succeeds; when the commit directly follows
-///   the generation it updates the written keys, otherwise it empties the cache.
+///   the generation it updates the written keys, otherwise it empties the cache;
+/// - the writer announces its commit before making it, with the keys it writes and the
+///   prefixes it deletes. A load that sees the commit's snapshot before the writer applied
+///   it misses on those keys and is served from the cache for every other key, instead of
+///   emptying the cache as another process's commit would.
 ///
 /// Eviction is CLOCK (second chance), close to LRU at a lower cost per hit. The index is an
 /// open-addressing table with linear probing over a seeded 64-bit hash of the key bytes,
@@ -38,6 +42,11 @@ final class ValueCache: Sendable {
         var count = 0
         var hand = 0
         var generation = 0
+        /// The id of this process's commit in flight, announced by the writer.
+        var ownCommit: Int?
+        /// The hashes of the keys that commit writes, and the prefixes it deletes.
+        var inFlightHashes: Set<UInt64> = []
+        var inFlightPrefixes: [[UInt8]] = []
         var hits = 0
         var misses = 0
 
@@ -79,10 +88,17 @@ final class ValueCache: Sendable {
         let hash = Self.hash(key, seed: seed)
         return state.withLock { state in
             if snapshot > state.generation {
-                Self.clear(&state)
-                state.generation = snapshot
-                state.misses += 1
-                return nil
+                guard Self.isOwnCommitInFlight(snapshot, state) else {
+                    Self.clear(&state)
+                    state.generation = snapshot
+                    state.misses += 1
+                    return nil
+                }
+                // This process's commit, not applied yet: only the keys it changes are stale.
+                if state.inFlightHashes.contains(hash) || state.inFlightPrefixes.contains(where: { key.starts(with: $0) }) {
+                    state.misses += 1
+                    return nil
+                }
             }
             guard let slot = Self.find(key, hash: hash, in: state) else {
                 state.misses += 1
@@ -100,13 +116,46 @@ final class ValueCache: Sendable {
         guard capacity > 0 else { return }
         let hash = key.withUnsafeBytes { Self.hash($0, seed: seed) }
         state.withLock { state in
-            if snapshot < state.generation { return }
+            // Not older than the generation, and not moving it past a commit of this
+            // process that is not applied yet.
+            if snapshot < state.generation || Self.isOwnCommitInFlight(snapshot, state) { return }
             if snapshot > state.generation {
                 Self.clear(&state)
                 state.generation = snapshot
             }
             store(value, for: key, hash: hash, in: &state)
         }
+    }
+
+    /// Announces that this process is about to commit transaction `commit`, writing `keys`
+    /// and deleting everything under `prefixes`; call before the commit, then
+    /// ``apply(commit:changes:)`` or ``withdrawCommit()``.
+    func announce(commit: Int, keys: [[UInt8]], prefixes: [[UInt8]]) {
+        guard capacity > 0 else { return }
+        let hashed = keys.map { key in key.withUnsafeBytes { Self.hash($0, seed: seed) } }
+        state.withLock { state in
+            state.ownCommit = commit
+            state.inFlightHashes = Set(hashed)
+            state.inFlightPrefixes = prefixes
+        }
+    }
+
+    /// Withdraws the announced commit: it failed, or it changed nothing (LMDB then takes
+    /// no snapshot, and another process's next commit gets its id).
+    func withdrawCommit() {
+        guard capacity > 0 else { return }
+        state.withLock { Self.endCommit(&$0) }
+    }
+
+    private static func endCommit(_ state: inout State) {
+        state.ownCommit = nil
+        state.inFlightHashes.removeAll(keepingCapacity: true)
+        state.inFlightPrefixes.removeAll()
+    }
+
+    /// Whether `snapshot` is this process's announced commit, directly after the generation.
+    private static func isOwnCommitInFlight(_ snapshot: Int, _ state: State) -> Bool {
+        snapshot == state.generation + 1 && snapshot == state.ownCommit
     }
 
     /// Applies the changes of the commit with transaction id `commit`.
@@ -123,6 +172,7 @@ final class ValueCache: Sendable {
             }
         }
         return state.withLock { state in
+            if state.ownCommit == commit { Self.endCommit(&state) }
             var replaced: [Int: CachedValue] = [:]
             if commit == state.generation + 1 {
                 // The cache reflects exactly the snapshot this commit started from.

@@ -297,10 +297,14 @@ final class Writer: Sendable {
         while true {
             do {
                 let (id, committed) = try environment.write { txn in
-                    (txn.id, try batch.map { request in try apply(request.operations, in: txn) })
+                    // Loads that see this commit before `applyToCache` must not take it for
+                    // another process's and empty the cache.
+                    announce(batch, commit: txn.id)
+                    return (txn.id, try batch.map { request in try apply(request.operations, in: txn) })
                 }
                 return .success(applyToCache(batch, committed, commit: id))
             } catch let error as LMDBError where error.code == LMDBError.mapFull {
+                cache.withdrawCommit()
                 do {
                     if try environment.grow(ceiling: mapCeiling) { continue }
                 } catch {
@@ -308,6 +312,7 @@ final class Writer: Sendable {
                 }
                 return .failure(SessionStoreError(.mapFull, "the write does not fit: the store reached its maximum map size of \(mapCeiling ?? environment.mapSize) bytes; raise Configuration.maxMapSize or remove data"))
             } catch let error as LMDBError {
+                cache.withdrawCommit()
                 let failure = SessionStoreError(error, while: "committing a write")
                 if error.isIOFailure || error.code == LMDBError.panic {
                     refuse(failure)
@@ -315,9 +320,26 @@ final class Writer: Sendable {
                 }
                 return .failure(failure)
             } catch {
+                cache.withdrawCommit()
                 return .failure(SessionStoreError(.storageFailure, "committing a write: \(error)"))
             }
         }
+    }
+
+    /// Tells the cache which keys and prefixes commit `id` is about to change.
+    private func announce(_ batch: [Request], commit id: Int) {
+        guard cache.isEnabled else { return }
+        var keys: [[UInt8]] = []
+        var prefixes: [[UInt8]] = []
+        for request in batch {
+            for operation in request.operations {
+                switch operation {
+                case .put(let key, _, _, _), .insert(let key, _, _), .delete(let key, _): keys.append(key)
+                case .deletePrefix(let prefix): prefixes.append(prefix)
+                }
+            }
+        }
+        cache.announce(commit: id, keys: keys, prefixes: prefixes)
     }
 
     /// Updates the cache with what commit `id` changed, and fills in the previous values
@@ -346,7 +368,10 @@ final class Writer: Sendable {
         }
         // No change means LMDB wrote no meta page: id `id` was not used and another
         // process's next commit will take it, so the cache must not claim it.
-        guard !changes.isEmpty else { return results }
+        guard !changes.isEmpty else {
+            cache.withdrawCommit()
+            return results
+        }
         let replaced = cache.apply(commit: id, changes: changes)
         for (changeIndex, value) in replaced {
             let origin = origins[changeIndex]

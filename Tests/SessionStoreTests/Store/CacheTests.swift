@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import SessionStore
 
@@ -107,6 +108,34 @@ import Testing
             try session.save(4, for: "n")
             let wrapped = #expect(throws: SessionStoreError.self) { try session.load(Int?.self, for: "n") }
             #expect(wrapped?.code == .typeMismatch)
+        }
+    }
+
+    @Test func loadsDuringThisProcesssWritesKeepTheirCachedValues() async throws {
+        try await withTemporaryStore(.init(durability: .relaxed(syncInterval: .seconds(1)))) { store, _ in
+            let session = try store.session("s")
+            let hot = (0..<100).map { "hot\($0)" }
+            for (index, key) in hot.enumerated() { try await session.save(index, for: key) }
+            for key in hot { _ = try session.load(Int.self, for: key) }
+            let readsBefore = store.recordReads
+            // A writer commits while this task loads the hot keys: a load that sees a commit
+            // of this process before the writer applied it must not empty the cache.
+            let done = MapGrowthTests.Flag()
+            let writer = Task.detached {
+                defer { done.value.store(true, ordering: .releasing) }
+                for step in 0..<2_000 { try await session.save(step, for: "counter") }
+            }
+            var rounds = 0
+            while !done.value.load(ordering: .acquiring) {
+                for (index, key) in hot.enumerated() {
+                    #expect(try session.load(Int.self, for: key) == index)
+                }
+                rounds += 1
+                if rounds % 16 == 0 { await Task.yield() }
+            }
+            try await writer.value
+            #expect(rounds > 10)
+            #expect(store.recordReads == readsBefore, "hot keys were read again from LMDB: the cache was emptied")
         }
     }
 

@@ -96,6 +96,38 @@ import Testing
         #expect(Self.read(cache, key, at: 6) == nil)
     }
 
+    @Test func aLoadThatSeesThisProcesssCommitBeforeItIsAppliedDoesNotEmptyTheCache() {
+        let cache = ValueCache(capacity: 100)
+        let (a, b) = (Self.key(1), Self.key(2))
+        let scoped = Array("instance/s1/t/".utf8) + [0x61]
+        cache.apply(commit: 5, changes: [.set(a, ValueBox(1)), .set(b, ValueBox(2)), .set(scoped, ValueBox(3))])
+        cache.announce(commit: 6, keys: [a], prefixes: [Array("instance/s1/".utf8)])
+        #expect(Self.read(cache, a, at: 5) == 1)          // readers still on snapshot 5
+        // Commit 6 (ours) is visible to readers but not applied yet: the keys it changes
+        // miss, every other key is served.
+        #expect(Self.read(cache, a, at: 6) == nil)
+        #expect(Self.read(cache, scoped, at: 6) == nil)
+        #expect(Self.read(cache, b, at: 6) == 2)
+        cache.insert(ValueBox(10), for: a, readAt: 6)     // not kept: 6 is not applied
+        cache.apply(commit: 6, changes: [.set(a, ValueBox(11)), .removeKeys([scoped], prefix: Array("instance/s1/".utf8))])
+        #expect(Self.read(cache, a, at: 6) == 11)
+        #expect(Self.read(cache, b, at: 6) == 2)          // survived
+        #expect(Self.read(cache, scoped, at: 6) == nil)
+        // A commit this process did not announce is another process's: start over.
+        #expect(Self.read(cache, b, at: 7) == nil)
+        #expect(cache.count == 0)
+    }
+
+    @Test func aWithdrawnCommitsIdIsTreatedAsAnotherProcesssCommit() {
+        let cache = ValueCache(capacity: 100)
+        let a = Self.key(1)
+        cache.apply(commit: 5, changes: [.set(a, ValueBox(1))])
+        cache.announce(commit: 6, keys: [Self.key(2)], prefixes: [])
+        cache.withdrawCommit()      // it failed or changed nothing; another process may take id 6
+        #expect(Self.read(cache, a, at: 6) == nil)
+        #expect(cache.count == 0)
+    }
+
     @Test func aCachedValueOnlyLoadsAsItsExactType() {
         let box: CachedValue = ValueBox<Int?>(3)
         #expect(box.value(as: Int.self) == nil)
