@@ -54,6 +54,10 @@ final class Writer: Sendable {
         var lostSync: SessionStoreError?
         /// Commits since dead readers were last reclaimed.
         var commitsSinceReaderCheck = 0
+        /// Relaxed mode: the writer thread sleeps without a deadline until the writer role
+        /// is free or a first unsynced commit sets `dirtySince`, so a commit must wake it.
+        /// Otherwise a commit by a synchronous caller wakes it only when requests are queued.
+        var writerWaitsForCommit = false
         var closedError = SessionStoreError(.storeClosed, "the store is closed; open it again to write")
 
         /// Takes the writer role and the oldest pending requests, up to `limit`.
@@ -144,16 +148,18 @@ final class Writer: Sendable {
             }
             if due { syncRelaxedWrites() }
         }
-        let reclaim = queue.withLock { queue -> Bool in
+        let (wake, reclaim) = queue.withLock { queue -> (Bool, Bool) in
             queue.busy = false
             if syncInterval != nil, queue.dirtySince == nil { queue.dirtySince = MonotonicClock.nanoseconds() }
+            // Whatever was queued meanwhile goes to the writer thread. Waking it for nothing
+            // would cost a futex call here and two thread switches on every relaxed save.
+            let wake = !queue.pending.isEmpty || queue.writerWaitsForCommit
             queue.commitsSinceReaderCheck += 1
-            guard queue.commitsSinceReaderCheck >= 64 else { return false }
+            guard queue.commitsSinceReaderCheck >= 64 else { return (wake, false) }
             queue.commitsSinceReaderCheck = 0
-            return true
+            return (wake, true)
         }
-        // Whatever was queued meanwhile goes to the writer thread.
-        queue.broadcast()
+        if wake { queue.broadcast() }
         if reclaim {
             // Dead readers pin old snapshots, making the file grow; free their slots.
             _ = try? environment.reclaimStaleReaders()
@@ -186,7 +192,11 @@ final class Writer: Sendable {
         while true {
             let interval = syncInterval ?? 0
             // While another thread commits, wait for it to finish rather than for the deadline.
-            let deadline = queue.withLock { queue in queue.busy ? nil : queue.dirtySince.map { $0 &+ interval } }
+            let deadline = queue.withLock { queue -> UInt64? in
+                let deadline = queue.busy ? nil : queue.dirtySince.map { $0 &+ interval }
+                queue.writerWaitsForCommit = syncInterval != nil && deadline == nil
+                return deadline
+            }
             var step = queue.withLock(
                 waitingUntil: { queue in
                     // A commit made while this thread slept without a deadline sets one: wake to recompute it.
