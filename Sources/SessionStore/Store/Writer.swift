@@ -37,7 +37,9 @@ struct OperationResult: Sendable {
 final class Writer: Sendable {
     private struct Request {
         var operations: [WriteOperation]
-        var complete: @Sendable (Result<[OperationResult], SessionStoreError>) -> Void
+        /// Nil for the request of a synchronous caller that commits the batch itself: it
+        /// takes its result from ``process(_:)`` instead.
+        var complete: (@Sendable (Result<[OperationResult], SessionStoreError>) -> Void)?
     }
 
     private struct Queue {
@@ -63,6 +65,11 @@ final class Writer: Sendable {
         /// Takes the writer role and the oldest pending requests, up to `limit`.
         mutating func takeBatch(limit: Int) -> [Request] {
             busy = true
+            if pending.count <= limit {
+                let batch = pending
+                pending = []
+                return batch
+            }
             let count = min(pending.count, limit)
             let batch = Array(pending.prefix(count))
             pending.removeFirst(count)
@@ -99,21 +106,38 @@ final class Writer: Sendable {
     /// two thread switches, more than an unsynced commit. Otherwise it queues its request
     /// for the next group commit and waits.
     func perform(_ operations: [WriteOperation]) throws(SessionStoreError) -> [OperationResult] {
+        // The committing caller's own request goes last, after the requests queued before it,
+        // and has no completion: its result comes back from `commitAsWriter`.
+        let own = Request(operations: operations, complete: nil)
+        if let batch = try queue.withLock({ queue throws(SessionStoreError) in try takeWriterRole(with: own, &queue) }) {
+            // `process` returns the result of the one request without a completion.
+            return try commitAsWriter(batch)!.get()
+        }
+        // Another thread commits: queue the request for the next group commit and wait
+        // (unless the writer role came free meanwhile).
         let done = ConditionLock<Result<[OperationResult], SessionStoreError>?>(nil)
         let request = Request(operations: operations) { result in
             done.withLock { $0 = result }
             done.broadcast()
         }
         let batch = try queue.withLock { queue throws(SessionStoreError) -> [Request]? in
+            if let batch = try takeWriterRole(with: own, &queue) { return batch }
             try Self.admit(request, to: &queue)
-            return queue.busy ? nil : queue.takeBatch(limit: batchLimit)
+            return nil
         }
-        if let batch {
-            commitAsWriter(batch)
-        } else {
-            queue.broadcast()
-        }
+        if let batch { return try commitAsWriter(batch)!.get() }
+        queue.broadcast()
         return try done.withLock(waitingUntil: { $0 != nil }) { result, _ in result! }.get()
+    }
+
+    /// Takes the writer role for a synchronous caller when no commit runs: returns the
+    /// queued requests followed by `own`, or nil when the caller must queue instead.
+    private func takeWriterRole(with own: Request, _ queue: inout Queue) throws(SessionStoreError) -> [Request]? {
+        try Self.checkAdmission(queue)
+        guard !queue.busy, queue.pending.count < batchLimit else { return nil }
+        var batch = queue.takeBatch(limit: batchLimit - 1)
+        batch.append(own)
+        return batch
     }
 
     /// Commits `operations` atomically, suspending until done (the writer thread commits).
@@ -131,15 +155,23 @@ final class Writer: Sendable {
         return try result.get()
     }
 
-    private static func admit(_ request: Request, to queue: inout Queue) throws(SessionStoreError) {
+    private static func checkAdmission(_ queue: Queue) throws(SessionStoreError) {
         if queue.stopping { throw queue.closedError }
         if let refusal = queue.refusal { throw refusal }
+    }
+
+    private static func admit(_ request: Request, to queue: inout Queue) throws(SessionStoreError) {
+        try checkAdmission(queue)
         queue.pending.append(request)
     }
 
     /// Commits `batch` holding the writer role, then gives the role up.
-    private func commitAsWriter(_ batch: [Request]) {
-        process(batch)
+    ///
+    /// - Returns: the result of the request without a completion (the calling
+    ///   synchronous writer's own), or nil when every request has one.
+    @discardableResult
+    private func commitAsWriter(_ batch: [Request]) -> Result<[OperationResult], SessionStoreError>? {
+        let own = process(batch)
         // Relaxed mode: sync here when the interval has passed. Synchronous callers can
         // take the writer role back to back, so the writer thread alone could be starved.
         if let interval = syncInterval {
@@ -164,6 +196,7 @@ final class Writer: Sendable {
             // Dead readers pin old snapshots, making the file grow; free their slots.
             _ = try? environment.reclaimStaleReaders()
         }
+        return own
     }
 
     /// Commits what is queued, syncs, and stops the thread. Later requests throw `.storeClosed`.
@@ -280,26 +313,38 @@ final class Writer: Sendable {
 
     private var refusal: SessionStoreError? { queue.withLock { $0.refusal } }
 
-    private func process(_ batch: [Request]) {
+    /// Commits `batch` and completes its requests.
+    ///
+    /// - Returns: the result of the request that has no completion (a synchronous caller
+    ///   committing its own request), or nil when there is none.
+    private func process(_ batch: [Request]) -> Result<[OperationResult], SessionStoreError>? {
+        var own: Result<[OperationResult], SessionStoreError>?
+        func finish(_ request: Request, _ result: Result<[OperationResult], SessionStoreError>) {
+            if let complete = request.complete { complete(result) } else { own = result }
+        }
         if let refusal {
-            for request in batch { request.complete(.failure(refusal)) }
-            return
+            for request in batch { finish(request, .failure(refusal)) }
+            return own
         }
         switch commit(batch) {
         case .success(let results) where batch.count == 1:
-            batch[0].complete(.success(results[0]))
+            finish(batch[0], .success(results[0]))
         case .success(let results):
+            if batch[batch.count - 1].complete == nil { own = .success(results[batch.count - 1]) }
             // Waking dozens of callers costs a syscall each: do it off the writer thread,
             // so the next group commit starts at once.
             completions.async {
-                for (request, result) in zip(batch, results) { request.complete(.success(result)) }
+                for (request, result) in zip(batch, results) { request.complete?(.success(result)) }
             }
         case .failure(let error) where batch.count > 1 && error.code != .ioFailure:
             // The failure may be one request's own: give each its own commit and error.
-            for request in batch { process([request]) }
+            for request in batch {
+                if let result = process([request]) { own = result }
+            }
         case .failure(let error):
-            for request in batch { request.complete(.failure(error)) }
+            for request in batch { finish(request, .failure(error)) }
         }
+        return own
     }
 
     /// Commits `batch` in one transaction, growing the map when it is full.
