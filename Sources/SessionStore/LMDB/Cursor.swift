@@ -40,6 +40,26 @@ struct Cursor {
         try move(MDB_NEXT)
     }
 
+    /// Positions at `key` and returns its value, or nil when the key is absent.
+    mutating func find(_ key: [UInt8]) throws(LMDBError) -> UnsafeRawBufferPointer? {
+        try move(MDB_SET_KEY, to: key)?.value
+    }
+
+    /// Stores `value` under `key`. With `replacingCurrent`, the cursor must stand on
+    /// `key` (after ``find(_:)`` found it): LMDB then replaces the value without
+    /// searching the tree again.
+    mutating func put(key: [UInt8], value: [UInt8], replacingCurrent: Bool) throws(LMDBError) {
+        let flags: UInt32 = replacingCurrent ? UInt32(MDB_CURRENT) : 0
+        let rc = key.withUnsafeBytes { keyBytes in
+            value.withUnsafeBytes { valueBytes in
+                var keyValue = MDB_val(mv_size: keyBytes.count, mv_data: UnsafeMutableRawPointer(mutating: keyBytes.baseAddress))
+                var dataValue = MDB_val(mv_size: valueBytes.count, mv_data: UnsafeMutableRawPointer(mutating: valueBytes.baseAddress))
+                return mdb_cursor_put(handle, &keyValue, &dataValue, flags)
+            }
+        }
+        try LMDBError.check(rc, "mdb_cursor_put")
+    }
+
     /// Deletes the pair under the cursor; the cursor then stands on the following pair.
     mutating func deleteCurrent() throws(LMDBError) {
         try LMDBError.check(mdb_cursor_del(handle, 0), "mdb_cursor_del")

@@ -355,7 +355,11 @@ final class Writer: Sendable {
                     // Loads that see this commit before `applyToCache` must not take it for
                     // another process's and empty the cache.
                     announce(batch, commit: txn.id)
-                    return (txn.id, try batch.map { request in try apply(request.operations, in: txn) })
+                    // One cursor for the batch: a put that returns the previous record finds
+                    // the key with it, then replaces the value where the cursor stands.
+                    return try txn.withCursor(records) { cursor in
+                        (txn.id, try batch.map { request in try apply(request.operations, in: txn, cursor: &cursor) })
+                    }
                 }
                 return .success(applyToCache(batch, committed, commit: id))
             } catch let error as LMDBError where error.code == LMDBError.mapFull {
@@ -435,15 +439,20 @@ final class Writer: Sendable {
         return results
     }
 
-    private func apply(_ operations: [WriteOperation], in txn: Transaction) throws -> [OperationResult] {
+    private func apply(_ operations: [WriteOperation], in txn: Transaction, cursor: inout Cursor) throws -> [OperationResult] {
         var results: [OperationResult] = []
         results.reserveCapacity(operations.count)
         for operation in operations {
             var result = OperationResult()
             switch operation {
             case .put(let key, let record, _, let returnPrevious):
-                if returnPrevious, let old = try txn.get(records, key: key) { result.previous = Array(old) }
-                try txn.put(records, key: key, value: record)
+                if returnPrevious {
+                    let old = try cursor.find(key)
+                    if let old { result.previous = Array(old) }
+                    try cursor.put(key: key, value: record, replacingCurrent: old != nil)
+                } else {
+                    try txn.put(records, key: key, value: record)
+                }
             case .insert(let key, let record, _):
                 if let old = try txn.get(records, key: key) {
                     result.previous = Array(old)
