@@ -351,7 +351,7 @@ final class Writer: Sendable {
     private func commit(_ batch: [Request]) -> Result<[[OperationResult]], SessionStoreError> {
         while true {
             do {
-                let (id, committed) = try environment.write { txn in
+                var (id, results) = try environment.write { txn in
                     // Loads that see this commit before `applyToCache` must not take it for
                     // another process's and empty the cache.
                     announce(batch, commit: txn.id)
@@ -361,7 +361,8 @@ final class Writer: Sendable {
                         (txn.id, try batch.map { request in try apply(request.operations, in: txn, cursor: &cursor) })
                     }
                 }
-                return .success(applyToCache(batch, committed, commit: id))
+                applyToCache(batch, &results, commit: id)
+                return .success(results)
             } catch let error as LMDBError where error.code == LMDBError.mapFull {
                 cache.withdrawCommit()
                 do {
@@ -403,11 +404,14 @@ final class Writer: Sendable {
 
     /// Updates the cache with what commit `id` changed, and fills in the previous values
     /// the cache held for the puts.
-    private func applyToCache(_ batch: [Request], _ committed: [[OperationResult]], commit id: Int) -> [[OperationResult]] {
-        var results = committed
-        guard cache.isEnabled else { return results }
+    private func applyToCache(_ batch: [Request], _ results: inout [[OperationResult]], commit id: Int) {
+        guard cache.isEnabled else { return }
+        // Updated in place (a copy of the nested arrays costs two allocations per commit).
+        let operationCount = batch.count == 1 ? batch[0].operations.count : batch.reduce(0) { $0 + $1.operations.count }
         var changes: [ValueCache.Change] = []
+        changes.reserveCapacity(operationCount)
         var origins: [(request: Int, operation: Int)] = []
+        origins.reserveCapacity(operationCount)
         for (requestIndex, request) in batch.enumerated() {
             for (operationIndex, operation) in request.operations.enumerated() {
                 let result = results[requestIndex][operationIndex]
@@ -429,14 +433,13 @@ final class Writer: Sendable {
         // process's next commit will take it, so the cache must not claim it.
         guard !changes.isEmpty else {
             cache.withdrawCommit()
-            return results
+            return
         }
         let replaced = cache.apply(commit: id, changes: changes)
         for (changeIndex, value) in replaced {
             let origin = origins[changeIndex]
             results[origin.request][origin.operation].previousValue = value
         }
-        return results
     }
 
     private func apply(_ operations: [WriteOperation], in txn: Transaction, cursor: inout Cursor) throws -> [OperationResult] {
