@@ -73,9 +73,14 @@ enum Fixtures {
     static let recordTag = 21331
     static let formatVersion = 1
 
+    /// The record type name of `Profile`, computed once: a raw LMDB user would write it as a
+    /// constant, and `String(reflecting:)` on every put would cost the raw peer about 6,400
+    /// instructions that SessionStore (which caches type names) does not pay.
+    static let profileTypeName = Array(String(reflecting: Profile.self).utf8)
+
     /// `21331([1, typeName, value])`, with the value encoded by the library's CBOREncoder.
     static func record<V: Encodable>(_ value: V, encoder: CBOREncoder) throws -> [UInt8] {
-        let typeName = Array(String(reflecting: V.self).utf8)
+        let typeName = V.self == Profile.self ? profileTypeName : Array(String(reflecting: V.self).utf8)
         var bytes: [UInt8] = []
         bytes.reserveCapacity(typeName.count + 96)
         CBOR.appendHead(major: 6, argument: UInt64(recordTag), to: &bytes)
