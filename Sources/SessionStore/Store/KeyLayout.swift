@@ -65,7 +65,7 @@ enum KeyLayout {
     /// temporary memory rather than on the heap; returns nil, without calling `body`, when
     /// the key would exceed `limit` bytes.
     @inline(__always)
-    static func withRecordKey<R>(_ prefix: [UInt8], text name: String, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+    static func withRecordKey<R>(_ prefix: UnsafeRawBufferPointer, text name: String, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         // Native strings lend their UTF-8 without a copy; others (bridged) are copied once.
         if let result = name.utf8.withContiguousStorageIfAvailable({ withRecordKey(prefix, utf8: $0, limit: limit, body) }) {
             return result
@@ -74,12 +74,12 @@ enum KeyLayout {
     }
 
     @inline(__always)
-    private static func withRecordKey<R>(_ prefix: [UInt8], utf8: UnsafeBufferPointer<UInt8>, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+    private static func withRecordKey<R>(_ prefix: UnsafeRawBufferPointer, utf8: UnsafeBufferPointer<UInt8>, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         let count = prefix.count + CBOR.headSize(UInt64(utf8.count)) + utf8.count
         guard count <= limit else { return nil }
         return withUnsafeTemporaryAllocation(byteCount: count + 9, alignment: 8) { buffer in
             let start = buffer.baseAddress!
-            prefix.withUnsafeBytes { start.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            start.copyMemory(from: prefix.baseAddress!, byteCount: prefix.count)
             let head = CBOR.writeHead(major: 3, argument: UInt64(utf8.count), to: start + prefix.count)
             if utf8.count > 0 {
                 (start + prefix.count + head).copyMemory(from: utf8.baseAddress!, byteCount: utf8.count)

@@ -8,6 +8,11 @@ public final class ScopeReference: Sendable, CustomStringConvertible {
     let store: SessionStore
     /// `session/<sid>/` or `instance/<sid>/<iid>/`.
     let prefix: [UInt8]
+    /// A copy of `prefix` in memory this reference owns, for the cache-hit path: reading
+    /// it needs no retain of an array buffer.
+    // nonisolated(unsafe): the bytes are written once in `init`, only read afterwards from
+    // any thread, and freed in `deinit`, when no thread can hold the reference any more.
+    nonisolated(unsafe) let prefixBytes: UnsafeRawBufferPointer
     /// The key ranges `end()` drops: the scope's own, and for a session its instances'.
     let endPrefixes: [[UInt8]]
     /// For messages: `session "k3J9"` or `instance "t7Q" of session "k3J9"`.
@@ -16,8 +21,15 @@ public final class ScopeReference: Sendable, CustomStringConvertible {
     init(store: SessionStore, prefix: [UInt8], endPrefixes: [[UInt8]], description: String) {
         self.store = store
         self.prefix = prefix
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: prefix.count, alignment: 1)
+        copy.copyBytes(from: prefix)
+        prefixBytes = UnsafeRawBufferPointer(copy)
         self.endPrefixes = endPrefixes
         self.description = description
+    }
+
+    deinit {
+        prefixBytes.deallocate()
     }
 
     /// `key` as messages show it: `"prefs" of session "k3J9"`.

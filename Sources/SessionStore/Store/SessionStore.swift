@@ -195,7 +195,7 @@ public final class SessionStore: Sendable {
         }
         snapshot = id
         let cache = self.cache
-        return KeyLayout.withRecordKey(scope.prefix, text: name, limit: maxKeySize) { key in
+        return KeyLayout.withRecordKey(scope.prefixBytes, text: name, limit: maxKeySize) { key in
             cache.value(for: key, snapshot: id)
         } ?? nil
     }

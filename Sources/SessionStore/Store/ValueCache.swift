@@ -87,18 +87,9 @@ final class ValueCache: Sendable {
     func value(for key: UnsafeRawBufferPointer, snapshot: Int) -> CachedValue? {
         let hash = Self.hash(key, seed: seed)
         return state.withLock { state in
-            if snapshot > state.generation {
-                guard Self.isOwnCommitInFlight(snapshot, state) else {
-                    Self.clear(&state)
-                    state.generation = snapshot
-                    state.misses += 1
-                    return nil
-                }
-                // This process's commit, not applied yet: only the keys it changes are stale.
-                if state.inFlightHashes.contains(hash) || state.inFlightPrefixes.contains(where: { key.starts(with: $0) }) {
-                    state.misses += 1
-                    return nil
-                }
+            if snapshot > state.generation, !Self.mayServe(key, hash: hash, atNewer: snapshot, &state) {
+                state.misses += 1
+                return nil
             }
             guard let slot = Self.find(key, hash: hash, in: state) else {
                 state.misses += 1
@@ -109,6 +100,20 @@ final class ValueCache: Sendable {
             state.hits += 1
             return state.entries[position].value
         }
+    }
+
+    /// Whether `key` may be served to a load that saw `snapshot`, newer than the generation.
+    ///
+    /// Only for this process's announced commit, and a key it does not change; another
+    /// process's commit empties the cache. Kept out of line: it is off the hit path.
+    @inline(never)
+    private static func mayServe(_ key: UnsafeRawBufferPointer, hash: UInt64, atNewer snapshot: Int, _ state: inout State) -> Bool {
+        guard isOwnCommitInFlight(snapshot, state) else {
+            clear(&state)
+            state.generation = snapshot
+            return false
+        }
+        return !state.inFlightHashes.contains(hash) && !state.inFlightPrefixes.contains(where: { key.starts(with: $0) })
     }
 
     /// Inserts a value read from LMDB at snapshot `snapshot`.
