@@ -183,9 +183,10 @@ final class Writer: Sendable {
         let (wake, reclaim) = queue.withLock { queue -> (Bool, Bool) in
             queue.busy = false
             if syncInterval != nil, queue.dirtySince == nil { queue.dirtySince = MonotonicClock.nanoseconds() }
-            // Whatever was queued meanwhile goes to the writer thread. Waking it for nothing
-            // would cost a futex call here and two thread switches on every relaxed save.
-            let wake = !queue.pending.isEmpty || queue.writerWaitsForCommit
+            // Whatever was queued meanwhile goes to the writer thread, and a stop waits for it.
+            // Waking it for nothing would cost a futex call here and two thread switches on
+            // every relaxed save.
+            let wake = !queue.pending.isEmpty || queue.stopping || queue.writerWaitsForCommit
             queue.commitsSinceReaderCheck += 1
             guard queue.commitsSinceReaderCheck >= 64 else { return (wake, false) }
             queue.commitsSinceReaderCheck = 0
