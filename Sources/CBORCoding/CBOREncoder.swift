@@ -613,8 +613,33 @@ struct _CBORKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
     }
 }
 
+/// The primitive `encode(_:)` overloads shared by the unkeyed and single-value
+/// containers: each checks the container with `begin()` and writes the value.
+protocol _CBORPrimitiveEncoding {
+    /// Readies the container for one more value and returns the writer.
+    func begin() throws -> UnsafeMutablePointer<CBORWriter>
+}
+
+extension _CBORPrimitiveEncoding {
+    @inline(__always) mutating func encodeNil() throws { try begin().pointee.writeNull() }
+    @inline(__always) mutating func encode(_ value: Bool) throws { try begin().pointee.writeBool(value) }
+    @inline(__always) mutating func encode(_ value: String) throws { try begin().pointee.writeText(value) }
+    @inline(__always) mutating func encode(_ value: Double) throws { try begin().pointee.writeDouble(value) }
+    @inline(__always) mutating func encode(_ value: Float) throws { try begin().pointee.writeFloat(value) }
+    @inline(__always) mutating func encode(_ value: Int) throws { try begin().pointee.writeInt(Int64(value)) }
+    @inline(__always) mutating func encode(_ value: Int8) throws { try begin().pointee.writeInt(Int64(value)) }
+    @inline(__always) mutating func encode(_ value: Int16) throws { try begin().pointee.writeInt(Int64(value)) }
+    @inline(__always) mutating func encode(_ value: Int32) throws { try begin().pointee.writeInt(Int64(value)) }
+    @inline(__always) mutating func encode(_ value: Int64) throws { try begin().pointee.writeInt(value) }
+    @inline(__always) mutating func encode(_ value: UInt) throws { try begin().pointee.writeUInt(UInt64(value)) }
+    @inline(__always) mutating func encode(_ value: UInt8) throws { try begin().pointee.writeUInt(UInt64(value)) }
+    @inline(__always) mutating func encode(_ value: UInt16) throws { try begin().pointee.writeUInt(UInt64(value)) }
+    @inline(__always) mutating func encode(_ value: UInt32) throws { try begin().pointee.writeUInt(UInt64(value)) }
+    @inline(__always) mutating func encode(_ value: UInt64) throws { try begin().pointee.writeUInt(value) }
+}
+
 /// An unkeyed container of ``CBOREncoder``: writes each element straight into the buffer.
-struct _CBORUnkeyedEncodingContainer: UnkeyedEncodingContainer {
+struct _CBORUnkeyedEncodingContainer: UnkeyedEncodingContainer, _CBORPrimitiveEncoding {
     let encoder: _CBOREncoder
     let ref: _CBORFrameRef
     let depth: Int
@@ -629,27 +654,11 @@ struct _CBORUnkeyedEncodingContainer: UnkeyedEncodingContainer {
     }
 
     @inline(__always)
-    private func begin() throws -> UnsafeMutablePointer<CBORWriter> {
+    func begin() throws -> UnsafeMutablePointer<CBORWriter> {
         try encoder.prepare(ref)
         encoder.s.pointee.frames[Int(ref.index)].count &+= 1
         return encoder.w
     }
-
-    mutating func encodeNil() throws { try begin().pointee.writeNull() }
-    mutating func encode(_ value: Bool) throws { try begin().pointee.writeBool(value) }
-    mutating func encode(_ value: String) throws { try begin().pointee.writeText(value) }
-    mutating func encode(_ value: Double) throws { try begin().pointee.writeDouble(value) }
-    mutating func encode(_ value: Float) throws { try begin().pointee.writeFloat(value) }
-    mutating func encode(_ value: Int) throws { try begin().pointee.writeInt(Int64(value)) }
-    mutating func encode(_ value: Int8) throws { try begin().pointee.writeInt(Int64(value)) }
-    mutating func encode(_ value: Int16) throws { try begin().pointee.writeInt(Int64(value)) }
-    mutating func encode(_ value: Int32) throws { try begin().pointee.writeInt(Int64(value)) }
-    mutating func encode(_ value: Int64) throws { try begin().pointee.writeInt(value) }
-    mutating func encode(_ value: UInt) throws { try begin().pointee.writeUInt(UInt64(value)) }
-    mutating func encode(_ value: UInt8) throws { try begin().pointee.writeUInt(UInt64(value)) }
-    mutating func encode(_ value: UInt16) throws { try begin().pointee.writeUInt(UInt64(value)) }
-    mutating func encode(_ value: UInt32) throws { try begin().pointee.writeUInt(UInt64(value)) }
-    mutating func encode(_ value: UInt64) throws { try begin().pointee.writeUInt(value) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         try encoder.prepare(ref)
@@ -703,7 +712,7 @@ struct _CBORUnkeyedEncodingContainer: UnkeyedEncodingContainer {
 }
 
 /// The single-value container of ``CBOREncoder``: writes the value at the start of its slot.
-struct _CBORSingleValueEncodingContainer: SingleValueEncodingContainer {
+struct _CBORSingleValueEncodingContainer: SingleValueEncodingContainer, _CBORPrimitiveEncoding {
     let encoder: _CBOREncoder
     /// Frame index where containers of this value would start.
     let base: Int32
@@ -714,29 +723,13 @@ struct _CBORSingleValueEncodingContainer: SingleValueEncodingContainer {
     var codingPath: [any CodingKey] { encoder.path(depth: depth) }
 
     @inline(__always)
-    private func begin() throws -> UnsafeMutablePointer<CBORWriter> {
+    func begin() throws -> UnsafeMutablePointer<CBORWriter> {
         let s = encoder.s
         guard s.pointee.writer.count == start, s.pointee.frameCount == Int(base) else {
             throw EncodingError.invalidValue((), EncodingError.Context(codingPath: codingPath, debugDescription: "CBOREncoder: a single value container was asked to encode a second value, or its value already has a container"))
         }
         return encoder.w
     }
-
-    mutating func encodeNil() throws { try begin().pointee.writeNull() }
-    mutating func encode(_ value: Bool) throws { try begin().pointee.writeBool(value) }
-    mutating func encode(_ value: String) throws { try begin().pointee.writeText(value) }
-    mutating func encode(_ value: Double) throws { try begin().pointee.writeDouble(value) }
-    mutating func encode(_ value: Float) throws { try begin().pointee.writeFloat(value) }
-    mutating func encode(_ value: Int) throws { try begin().pointee.writeInt(Int64(value)) }
-    mutating func encode(_ value: Int8) throws { try begin().pointee.writeInt(Int64(value)) }
-    mutating func encode(_ value: Int16) throws { try begin().pointee.writeInt(Int64(value)) }
-    mutating func encode(_ value: Int32) throws { try begin().pointee.writeInt(Int64(value)) }
-    mutating func encode(_ value: Int64) throws { try begin().pointee.writeInt(value) }
-    mutating func encode(_ value: UInt) throws { try begin().pointee.writeUInt(UInt64(value)) }
-    mutating func encode(_ value: UInt8) throws { try begin().pointee.writeUInt(UInt64(value)) }
-    mutating func encode(_ value: UInt16) throws { try begin().pointee.writeUInt(UInt64(value)) }
-    mutating func encode(_ value: UInt32) throws { try begin().pointee.writeUInt(UInt64(value)) }
-    mutating func encode(_ value: UInt64) throws { try begin().pointee.writeUInt(value) }
 
     mutating func encode<T: Encodable>(_ value: T) throws {
         _ = try begin()
