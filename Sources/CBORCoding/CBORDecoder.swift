@@ -141,12 +141,8 @@ final class _CBORDecoder: ManagedBuffer<_CBORDecoderState, _CBORMapCursor>, Deco
 
     var codingPath: [any CodingKey] { s.pointee.path }
 
-    var userInfo: [CodingUserInfoKey: Any] {
-        if sendableUserInfo.isEmpty { return [:] }
-        var result: [CodingUserInfoKey: Any] = [:]
-        for (k, v) in sendableUserInfo { result[k] = v }
-        return result
-    }
+    /// The user info, upcast to the type `Decoder` requires.
+    var userInfo: [CodingUserInfoKey: Any] { s.pointee.sendableUserInfo }
 
     /// The `DecodingError` for `error`, at the current path plus `key`, for a requested `type`.
     func fail<K: CodingKey>(_ error: CBORReadError, _ key: K, _ push: Bool, _ type: Any.Type) -> DecodingError {

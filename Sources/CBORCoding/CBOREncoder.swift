@@ -199,16 +199,11 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
     var w: UnsafeMutablePointer<CBORWriter> { withUnsafeMutablePointerToHeader { $0.pointer(to: \.writer)! } }
 
     var deterministic: Bool { s.pointee.deterministic }
-    var sendableUserInfo: [CodingUserInfoKey: any Sendable] { s.pointee.sendableUserInfo }
 
     var codingPath: [any CodingKey] { s.pointee.path }
 
-    var userInfo: [CodingUserInfoKey: Any] {
-        if sendableUserInfo.isEmpty { return [:] }
-        var result: [CodingUserInfoKey: Any] = [:]
-        for (k, v) in sendableUserInfo { result[k] = v }
-        return result
-    }
+    /// The user info, upcast to the type `Encoder` requires.
+    var userInfo: [CodingUserInfoKey: Any] { s.pointee.sendableUserInfo }
 
     /// The coding path of a container made at path length `depth`.
     func path(depth: Int) -> [any CodingKey] {
