@@ -146,11 +146,9 @@ final class _CBORDecoder: ManagedBuffer<_CBORDecoderState, _CBORMapCursor>, Deco
 
     /// The `DecodingError` for `error`, at the current path plus `key`, for a requested `type`.
     func fail<K: CodingKey>(_ error: CBORReadError, _ key: K, _ push: Bool, _ type: Any.Type) -> DecodingError {
-        var e = error
-        if e.type == Any.self { e.type = type }
         var path = s.pointee.path
         if push { path.append(key) }
-        return e.decodingError(path)
+        return error.decodingError(path, requested: type)
     }
 
     // MARK: Values
@@ -455,9 +453,7 @@ struct _CBORSingleValueDecodingContainer: SingleValueDecodingContainer {
         do throws(CBORReadError) {
             return try body(decoder.reader, offset, &end)
         } catch {
-            var e = error
-            if e.type == Any.self { e.type = T.self }
-            throw e.decodingError(codingPath)
+            throw error.decodingError(codingPath, requested: T.self)
         }
     }
 
@@ -541,9 +537,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
             decoder.valueEnded(slot: depth, mapStart: mapStart, valueStart: offset, end: end)
             return value
         } catch {
-            var e = error
-            if e.type == Any.self { e.type = T.self }
-            throw e.decodingError(codingPath + [key])
+            throw error.decodingError(codingPath + [key], requested: T.self)
         }
     }
 
@@ -556,9 +550,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
             decoder.valueEnded(slot: depth, mapStart: mapStart, valueStart: offset, end: end)
             return value
         } catch {
-            var e = error
-            if e.type == Any.self { e.type = T.self }
-            throw e.decodingError(codingPath + [key])
+            throw error.decodingError(codingPath + [key], requested: T.self)
         }
     }
 
@@ -705,9 +697,7 @@ struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
             currentIndex &+= 1
             return value
         } catch {
-            var e = error
-            if e.type == Any.self { e.type = T.self }
-            throw e.decodingError(codingPath + [_CBORIndexKey(currentIndex)])
+            throw error.decodingError(codingPath + [_CBORIndexKey(currentIndex)], requested: T.self)
         }
     }
 

@@ -33,6 +33,13 @@ struct CBORReadError: Error, @unchecked Sendable {
         case .valueNotFound: return .valueNotFound(type, context)
         }
     }
+
+    /// The `DecodingError` at `codingPath`, naming `requested` when the reader named no type.
+    func decodingError(_ codingPath: [any CodingKey], requested: Any.Type) -> DecodingError {
+        var e = self
+        if e.type == Any.self { e.type = requested }
+        return e.decodingError(codingPath)
+    }
 }
 
 /// The initial byte and argument of a CBOR data item (RFC 8949 §3).
