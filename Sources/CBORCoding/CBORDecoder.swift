@@ -530,20 +530,18 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
 
     @inline(__always)
     private func read<T>(_ key: Key, _ body: (CBORReader, Int, inout Int) throws(CBORReadError) -> T) throws -> T {
-        let offset = try require(key)
-        var end = 0
-        do throws(CBORReadError) {
-            let value = try body(decoder.reader, offset, &end)
-            decoder.valueEnded(slot: depth, mapStart: mapStart, valueStart: offset, end: end)
-            return value
-        } catch {
-            throw error.decodingError(codingPath + [key], requested: T.self)
-        }
+        try read(key, at: try require(key), body)
     }
 
     @inline(__always)
     private func readIfPresent<T>(_ key: Key, _ body: (CBORReader, Int, inout Int) throws(CBORReadError) -> T) throws -> T? {
         guard let offset = try find(key), !decoder.reader.isNil(at: offset) else { return nil }
+        return try read(key, at: offset, body)
+    }
+
+    /// Reads the value of `key`, found at `offset`, with `body`; the map cursor moves past it.
+    @inline(__always)
+    private func read<T>(_ key: Key, at offset: Int, _ body: (CBORReader, Int, inout Int) throws(CBORReadError) -> T) throws -> T {
         var end = 0
         do throws(CBORReadError) {
             let value = try body(decoder.reader, offset, &end)
@@ -598,7 +596,12 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try read(key) { (r, o, e) throws(CBORReadError) in try r.readUInt(UInt32.self, at: o, end: &e) } }
     func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try read(key) { (r, o, e) throws(CBORReadError) in try r.readUInt(UInt64.self, at: o, end: &e) } }
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        let offset = try require(key)
+        try decodeValue(T.self, key, at: try require(key))
+    }
+
+    /// Decodes the value of `key`, found at `offset`; the map cursor moves past it when its end is known.
+    @inline(__always)
+    private func decodeValue<T: Decodable>(_ type: T.Type, _ key: Key, at offset: Int) throws -> T {
         var end = -1
         let value = try decoder.withPath(nestedPath) { try decoder.decodeValue(T.self, at: offset, end: &end, key: key, push: true) }
         if end >= 0 { decoder.valueEnded(slot: depth, mapStart: mapStart, valueStart: offset, end: end) }
@@ -621,10 +624,7 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? { try readIfPresent(key) { (r, o, e) throws(CBORReadError) in try r.readUInt(UInt64.self, at: o, end: &e) } }
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
         guard let offset = try find(key), !decoder.reader.isNil(at: offset) else { return nil }
-        var end = -1
-        let value = try decoder.withPath(nestedPath) { try decoder.decodeValue(T.self, at: offset, end: &end, key: key, push: true) }
-        if end >= 0 { decoder.valueEnded(slot: depth, mapStart: mapStart, valueStart: offset, end: end) }
-        return value
+        return try decodeValue(T.self, key, at: offset)
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
