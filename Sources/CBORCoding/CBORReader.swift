@@ -389,7 +389,31 @@ struct CBORReader {
     }
 
     /// Skips the chunks of an indefinite-length string and its break; returns the offset after the break.
+    /// Out of line: inlined into `validate` it costs that loop an instruction per item.
+    @inline(never)
     func skipIndefiniteString(_ h: CBORHead, at offset: Int, validatingUTF8: Bool = false) throws(CBORReadError) -> Int {
+        let checkUTF8 = validatingUTF8 && h.major == 3
+        return try forEachIndefiniteChunk(of: h, at: offset) { (chunk, position) throws(CBORReadError) in
+            guard checkUTF8, chunk.count > 0 else { return }
+            guard isValidUTF8(UnsafeBufferPointer(start: chunk.baseAddress.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self), count: chunk.count)) else {
+                throw CBORReadError(at: position, "chunk of an indefinite-length text string is not valid UTF-8")
+            }
+        }
+    }
+
+    /// Calls `body` with each chunk of the string at `offset` (one for a definite string); returns the end offset.
+    func forEachChunk(of h: CBORHead, at offset: Int, _ body: (UnsafeRawBufferPointer) throws(CBORReadError) -> Void) throws(CBORReadError) -> Int {
+        if !h.isIndefinite {
+            let end = try stringEnd(h, at: offset)
+            try body(slice(h.next, end &- h.next))
+            return end
+        }
+        return try forEachIndefiniteChunk(of: h, at: offset) { (chunk, _) throws(CBORReadError) in try body(chunk) }
+    }
+
+    /// Checks each chunk of the indefinite-length string at `offset` and calls `body` with its
+    /// bytes and the offset of its head; returns the offset after the break.
+    func forEachIndefiniteChunk(of h: CBORHead, at offset: Int, _ body: (UnsafeRawBufferPointer, Int) throws(CBORReadError) -> Void) throws(CBORReadError) -> Int {
         var position = h.next
         while true {
             guard position < count else {
@@ -402,35 +426,7 @@ struct CBORReader {
                 throw CBORReadError(at: position, "chunk of an indefinite-length \(h.major == 2 ? "byte" : "text") string is \(what); chunks must be definite-length strings of the same major type")
             }
             let end = try stringEnd(chunk, at: position)
-            if validatingUTF8 && h.major == 3 && end &- chunk.next > 0 {
-                guard isValidUTF8(UnsafeBufferPointer(start: base.unsafelyUnwrapped.assumingMemoryBound(to: UInt8.self) + chunk.next, count: end &- chunk.next)) else {
-                    throw CBORReadError(at: position, "chunk of an indefinite-length text string is not valid UTF-8")
-                }
-            }
-            position = end
-        }
-    }
-
-    /// Calls `body` with each chunk of the string at `offset` (one for a definite string); returns the end offset.
-    func forEachChunk(of h: CBORHead, at offset: Int, _ body: (UnsafeRawBufferPointer) throws(CBORReadError) -> Void) throws(CBORReadError) -> Int {
-        if !h.isIndefinite {
-            let end = try stringEnd(h, at: offset)
-            try body(slice(h.next, end &- h.next))
-            return end
-        }
-        var position = h.next
-        while true {
-            guard position < count else {
-                throw CBORReadError(at: position, "unexpected end of input: indefinite-length string starting at byte offset \(offset) has no break")
-            }
-            if byte(position) == 0xFF { return position &+ 1 }
-            let chunk = try head(at: position)
-            guard chunk.major == h.major, !chunk.isIndefinite else {
-                let what = chunk.major == h.major ? "a nested indefinite-length string" : cborMajorName(chunk.major)
-                throw CBORReadError(at: position, "chunk of an indefinite-length \(h.major == 2 ? "byte" : "text") string is \(what); chunks must be definite-length strings of the same major type")
-            }
-            let end = try stringEnd(chunk, at: position)
-            try body(slice(chunk.next, end &- chunk.next))
+            try body(slice(chunk.next, end &- chunk.next), position)
             position = end
         }
     }
