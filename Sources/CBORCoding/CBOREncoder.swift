@@ -254,6 +254,15 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         return s.pointee.pushFrame(_CBORFrame(kind: .slot, stringKeyed: 2, id: id, start: s.pointee.writer.count, count: 0, pathCount: pathCount, owner: nil))
     }
 
+    /// Adds `key` to the coding path and opens a frame of `kind` for the value under it;
+    /// returns the frame and the coding path length of that value.
+    func pushNested<K: CodingKey>(_ kind: _CBORFrame.Kind, key: K) -> (_CBORFrameRef, Int) {
+        let pathCount = s.pointee.path.count
+        s.pointee.path.append(key)
+        let ref = kind == .slot ? pushSlot(pathCount: pathCount) : pushContainer(isMap: kind == .map, pathCount: pathCount)
+        return (ref, pathCount &+ 1)
+    }
+
     /// Drops the frames from `index` up without closing them (after an error).
     func dropFrames(from index: Int) {
         if s.pointee.frameCount > index { s.pointee.frameCount = index }
@@ -568,13 +577,7 @@ struct _CBORKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
             return (.invalid, depth &+ 1)
         }
         encoder.writeKey(key, frame: Int(ref.index))
-        let s = encoder.s
-        let pathCount = s.pointee.path.count
-        s.pointee.path.append(key)
-        switch kind {
-        case .slot: return (encoder.pushSlot(pathCount: pathCount), pathCount &+ 1)
-        default: return (encoder.pushContainer(isMap: kind == .map, pathCount: pathCount), pathCount &+ 1)
-        }
+        return encoder.pushNested(kind, key: key)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type, forKey key: Key) -> KeyedEncodingContainer<NestedKey> {
@@ -597,9 +600,8 @@ struct _CBORKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
         let s = encoder.s
         s.pointee.frames[Int(ref.index)].count &+= 1
         s.pointee.writer.writeText("super")
-        let pathCount = s.pointee.path.count
-        s.pointee.path.append(_CBORKey.super)
-        return _CBORSlotEncoder(encoder: encoder, ref: encoder.pushSlot(pathCount: pathCount), depth: pathCount &+ 1)
+        let (r, d) = encoder.pushNested(.slot, key: _CBORKey.super)
+        return _CBORSlotEncoder(encoder: encoder, ref: r, depth: d)
     }
 
     mutating func superEncoder(forKey key: Key) -> any Encoder {
@@ -680,14 +682,8 @@ struct _CBORUnkeyedEncodingContainer: UnkeyedEncodingContainer, _CBORPrimitiveEn
             encoder.record(error)
             return (.invalid, depth &+ 1)
         }
-        let s = encoder.s
-        s.pointee.frames[Int(ref.index)].count &+= 1
-        let pathCount = s.pointee.path.count
-        s.pointee.path.append(key)
-        switch kind {
-        case .slot: return (encoder.pushSlot(pathCount: pathCount), pathCount &+ 1)
-        default: return (encoder.pushContainer(isMap: kind == .map, pathCount: pathCount), pathCount &+ 1)
-        }
+        encoder.s.pointee.frames[Int(ref.index)].count &+= 1
+        return encoder.pushNested(kind, key: key)
     }
 
     mutating func nestedContainer<NestedKey: CodingKey>(keyedBy keyType: NestedKey.Type) -> KeyedEncodingContainer<NestedKey> {
