@@ -65,7 +65,6 @@ struct CBORWriter {
         count &+= 1
     }
 
-    
     mutating func append(_ raw: UnsafeRawBufferPointer) {
         guard let source = raw.baseAddress, raw.count > 0 else { return }
         reserve(raw.count)
@@ -73,7 +72,6 @@ struct CBORWriter {
         count &+= raw.count
     }
 
-    
     subscript(offset: Int) -> UInt8 {
         get { base.load(fromByteOffset: offset, as: UInt8.self) }
         set { base.storeBytes(of: newValue, toByteOffset: offset, as: UInt8.self) }
@@ -106,11 +104,8 @@ struct CBORWriter {
     }
 
     /// Writes the head for `argument` at `offset`, which has exactly `headSize(argument)` bytes reserved.
-    mutating func patchHead(at offset: Int, major: UInt8, argument: UInt64) {
-        let saved = count
-        count = offset
-        writeHead(major: major, argument: argument)
-        count = saved
+    func patchHead(at offset: Int, major: UInt8, argument: UInt64) {
+        _ = CBOR.writeHead(major: major, argument: argument, to: base + offset)
     }
 
     @inline(__always)
