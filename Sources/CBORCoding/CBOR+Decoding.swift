@@ -58,20 +58,9 @@ extension CBOR {
             guard depth < maxDepth else { throw reader.tooDeep(offset, maxDepth) }
             var items: [CBOR] = []
             var position = h.next
-            if h.isIndefinite {
-                while true {
-                    guard position < reader.count else {
-                        throw CBORReadError(at: position, "unexpected end of input: indefinite-length array starting at byte offset \(offset) has no break")
-                    }
-                    if reader.byte(position) == 0xFF { return (.array(items), position &+ 1) }
-                    let (item, next) = try parse(reader, at: position, depth: depth &+ 1, maxDepth: maxDepth)
-                    items.append(item)
-                    position = next
-                }
-            }
-            let n = try reader.checkedCount(h, at: offset)
-            items.reserveCapacity(n)
-            for _ in 0 ..< n {
+            var remaining = h.isIndefinite ? Int.max : try reader.checkedCount(h, at: offset)
+            if !h.isIndefinite { items.reserveCapacity(remaining) }
+            while try reader.nextElement(of: h, at: &position, remaining: &remaining, start: offset) {
                 let (item, next) = try parse(reader, at: position, depth: depth &+ 1, maxDepth: maxDepth)
                 items.append(item)
                 position = next
@@ -81,25 +70,13 @@ extension CBOR {
             guard depth < maxDepth else { throw reader.tooDeep(offset, maxDepth) }
             var entries: [(key: CBOR, value: CBOR)] = []
             var position = h.next
-            if h.isIndefinite {
-                while true {
-                    guard position < reader.count else {
-                        throw CBORReadError(at: position, "unexpected end of input: indefinite-length map starting at byte offset \(offset) has no break")
-                    }
-                    if reader.byte(position) == 0xFF { return (.map(entries), position &+ 1) }
-                    let (key, afterKey) = try parse(reader, at: position, depth: depth &+ 1, maxDepth: maxDepth)
-                    if afterKey < reader.count && reader.byte(afterKey) == 0xFF {
-                        throw CBORReadError(at: afterKey, "break inside an indefinite-length map after a key without a value")
-                    }
-                    let (value, next) = try parse(reader, at: afterKey, depth: depth &+ 1, maxDepth: maxDepth)
-                    entries.append((key: key, value: value))
-                    position = next
-                }
-            }
-            let n = try reader.checkedCount(h, at: offset)
-            entries.reserveCapacity(n)
-            for _ in 0 ..< n {
+            var remaining = h.isIndefinite ? Int.max : try reader.checkedCount(h, at: offset)
+            if !h.isIndefinite { entries.reserveCapacity(remaining) }
+            while try reader.nextElement(of: h, at: &position, remaining: &remaining, start: offset) {
                 let (key, afterKey) = try parse(reader, at: position, depth: depth &+ 1, maxDepth: maxDepth)
+                if h.isIndefinite && afterKey < reader.count && reader.byte(afterKey) == 0xFF {
+                    throw CBORReadError(at: afterKey, "break inside an indefinite-length map after a key without a value")
+                }
                 let (value, next) = try parse(reader, at: afterKey, depth: depth &+ 1, maxDepth: maxDepth)
                 entries.append((key: key, value: value))
                 position = next

@@ -400,12 +400,7 @@ extension CBORReader {
         if !h.isIndefinite { result.reserveCapacity(n) }
         var p = h.next
         var i = 0
-        while n > 0 {
-            if h.isIndefinite {
-                guard p < count else { throw CBORReadError(at: p, "unexpected end of input: indefinite-length map has no break") }
-                if byte(p) == 0xFF { p &+= 1; break }
-            }
-            n &-= 1
+        while try nextElement(of: h, at: &p, remaining: &n, start: position) {
             let keyHead = try head(at: p)
             var key: String?
             var valueStart: Int

@@ -167,6 +167,22 @@ struct CBORReader {
         return head.next &+ Int(truncatingIfNeeded: head.argument)
     }
 
+    /// Whether another element of the array or map with head `h` follows at `position`,
+    /// counting it off `remaining` (which starts at the count, or `Int.max` for an
+    /// indefinite length, whose break is stepped over here). `start` is the item's offset.
+    @inline(__always)
+    func nextElement(of h: CBORHead, at position: inout Int, remaining: inout Int, start: Int) throws(CBORReadError) -> Bool {
+        guard remaining > 0 else { return false }
+        if h.isIndefinite {
+            guard position < count else {
+                throw CBORReadError(at: position, "unexpected end of input: indefinite-length \(h.major == 4 ? "array" : "map") starting at byte offset \(start) has no break")
+            }
+            if byte(position) == 0xFF { position &+= 1; return false }
+        }
+        remaining &-= 1
+        return true
+    }
+
     /// Checks that a definite array or map of `head.argument` entries can fit in the remaining input.
     @inline(__always)
     func checkedCount(_ head: CBORHead, at offset: Int) throws(CBORReadError) -> Int {

@@ -180,12 +180,7 @@ extension CBORReader {
         var remaining = h.isIndefinite ? Int.max : try checkedCount(h, at: offset)
         var result: Date?
         var fraction = 0.0
-        while remaining > 0 {
-            if h.isIndefinite {
-                guard position < count else { throw CBORReadError(at: position, "unexpected end of input in extended time map") }
-                if byte(position) == 0xFF { position &+= 1; break }
-            }
-            remaining &-= 1
+        while try nextElement(of: h, at: &position, remaining: &remaining, start: offset) {
             let keyHead = try head(at: position)
             let valueStart = try skip(at: position, depth: 0, maxDepth: 64)
             let valueEnd = try skip(at: valueStart, depth: 0, maxDepth: 64)
