@@ -77,10 +77,7 @@ struct KilledReaderScenario: CrashScenario {
 
         // 1. Control: a live pinned reader makes rewrites grow the file.
         var store = try SessionStore(path: path, configuration: Churn.configuration)
-        try churn.run(store, commits: 200)
-        let controlStart = fileSize(dataFile)
-        try churn.run(store, commits: 1_000)
-        let controlGrowth = fileSize(dataFile) - controlStart
+        let (_, controlGrowth) = try churn.growth(of: dataFile, store, warmUp: 200, rewrites: 1_000)
         context.tally.maximum("control-growth-kib", controlGrowth >> 10)
         context.check(controlGrowth >= 2 << 20,
                       "control: with a reader pinning snapshot \(pinned.snapshot!), 1000 rewrites grew data.mdb by only \(controlGrowth) bytes; the growth measurement cannot see a pinned snapshot")
@@ -90,13 +87,10 @@ struct KilledReaderScenario: CrashScenario {
         context.tally.kills += 1
 
         // A process that stays open across the kill must stop growing too.
-        try churn.run(store, commits: 300)
-        let serverStart = fileSize(dataFile)
-        try churn.run(store, commits: 1_000)
-        let serverGrowth = fileSize(dataFile) - serverStart
+        let (_, serverGrowth) = try churn.growth(of: dataFile, store, warmUp: 300, rewrites: 1_000)
         context.tally.maximum("server-growth-after-kill-kib", serverGrowth >> 10)
         context.check(serverGrowth <= 256 << 10,
-                                "a store that stayed open while a reader process was killed inside its read transaction grew by \(serverGrowth) bytes over 1000 rewrites (after 300 warm-up rewrites): the dead reader's snapshot stays pinned until the store is reopened")
+                      "a store that stayed open while a reader process was killed inside its read transaction grew by \(serverGrowth) bytes over 1000 rewrites (after 300 warm-up rewrites): the dead reader's snapshot stays pinned until the store is reopened")
         try store.close()
 
         let stale = try readerTable(path).filter { $0.pid == reader.pid }
@@ -106,10 +100,7 @@ struct KilledReaderScenario: CrashScenario {
 
         // 3. Reopen: mdb_reader_check reclaims the slot; rewrites stay bounded.
         store = try SessionStore(path: path, configuration: Churn.configuration)
-        try churn.run(store, commits: 600)
-        let boundedStart = fileSize(dataFile)
-        try churn.run(store, commits: 3_000)
-        let boundedGrowth = fileSize(dataFile) - boundedStart
+        let (boundedStart, boundedGrowth) = try churn.growth(of: dataFile, store, warmUp: 600, rewrites: 3_000)
         context.tally.maximum("growth-after-reopen-kib", boundedGrowth >> 10)
         context.check(boundedGrowth <= 256 << 10,
                       "after the reopen, 3000 rewrites of the same \(Self.churnKeys) keys grew data.mdb by \(boundedGrowth) bytes (from \(boundedStart)); the dead reader's snapshot still seems pinned")
@@ -154,5 +145,14 @@ struct Churn {
             try store.apply(batch)
             commits += 1
         }
+    }
+
+    /// Runs `warmUp` commits, then `rewrites` more, and returns the size of `file` between
+    /// the two and how many bytes the rewrites added to it.
+    mutating func growth(of file: String, _ store: SessionStore, warmUp: Int, rewrites: Int) throws -> (start: Int, growth: Int) {
+        try run(store, commits: warmUp)
+        let start = fileSize(file)
+        try run(store, commits: rewrites)
+        return (start, fileSize(file) - start)
     }
 }
