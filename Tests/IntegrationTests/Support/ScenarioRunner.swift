@@ -217,23 +217,26 @@ enum ScenarioRunner {
         guard let total else { return }
         var sum = Tally()
         for (_, tally) in total.tallies { sum.merge(tally) }
-        var line = "CRASH-SUMMARY total: run-seed=\(RunSettings.runSeed) iterations=\(sum.iterations) kills=\(sum.kills)"
-        line += " writes-acknowledged=\(sum.acknowledged) writes-lost=\(sum.lost) torn-multi-key-writes=\(sum.torn)"
-        line += " other-problems=\(sum.unexpected) records-checked=\(sum.records) cache-checks=\(sum.cacheChecks)"
+        var line = "CRASH-SUMMARY total: run-seed=\(RunSettings.runSeed) " + counts(sum)
         line += " io-faults-injected=\(sum.faultsInjected) seconds=\(String(format: "%.1f", total.seconds))"
         emitSummary(line)
         for report in sum.faultReports { emitSummary("CRASH-SUMMARY io-fault: \(report)") }
     }
 
     private static func summaryLine(_ name: String, _ tally: Tally, seconds: Double) -> String {
-        var line = "CRASH-SUMMARY \(name): iterations=\(tally.iterations) kills=\(tally.kills)"
-        line += " writes-acknowledged=\(tally.acknowledged) writes-lost=\(tally.lost) torn-multi-key-writes=\(tally.torn)"
-        line += " other-problems=\(tally.unexpected) records-checked=\(tally.records) cache-checks=\(tally.cacheChecks)"
+        var line = "CRASH-SUMMARY \(name): " + counts(tally)
         if tally.faultsInjected > 0 { line += " io-faults-injected=\(tally.faultsInjected)" }
         for (key, value) in tally.counters.sorted(by: { $0.key < $1.key }) { line += " \(key)=\(value)" }
         for (key, value) in tally.maxima.sorted(by: { $0.key < $1.key }) { line += " max-\(key)=\(value)" }
         line += " seconds=\(String(format: "%.1f", seconds))"
         return line
+    }
+
+    /// The counts every summary line shows, from iterations to cache checks.
+    private static func counts(_ tally: Tally) -> String {
+        "iterations=\(tally.iterations) kills=\(tally.kills)"
+            + " writes-acknowledged=\(tally.acknowledged) writes-lost=\(tally.lost) torn-multi-key-writes=\(tally.torn)"
+            + " other-problems=\(tally.unexpected) records-checked=\(tally.records) cache-checks=\(tally.cacheChecks)"
     }
 
     private static func emitSummary(_ line: String) {
