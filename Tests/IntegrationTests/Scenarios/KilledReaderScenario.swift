@@ -18,15 +18,17 @@ import Glibc
 /// 1. Control: while the stopped reader is alive, rewriting the same keys must grow
 ///    data.mdb by megabytes: a pinned snapshot keeps its pages, and the measurement can
 ///    see it (a test that cannot fail would not).
-/// 2. The reader is SIGKILLed inside its transaction; the slot of the dead process stays
-///    in the table, still pinning its snapshot.
-/// 3. The parent closes and reopens the store (open runs `mdb_reader_check`): the slot
-///    is gone, and thousands of rewrites after a warm-up leave the file size bounded.
-/// 4. Every value is checked at the end.
-///
-/// Between 2 and 3 it also checks that the parent's store, open across the kill, stops
-/// growing after a warm-up (a server that outlives a killed reader process): the writer
-/// runs `mdb_reader_check` every 64 commits.
+/// 2. The parent closes its store, then SIGKILLs the reader inside its transaction; the
+///    slot of the dead process must stay in the table, still pinning its snapshot. (Had
+///    the store stayed open, its writer's own `mdb_reader_check` every 64 commits would
+///    free the slot before the reopen could show that it does.)
+/// 3. The parent reopens the store (open runs `mdb_reader_check`) and closes it before
+///    any commit: the slot must be gone. Reopened again, thousands of rewrites after a
+///    warm-up must leave the file size bounded.
+/// 4. A second reader is stopped inside a read transaction and killed while the parent's
+///    store stays open (a server that outlives a killed reader process): the store must
+///    stop growing after a warm-up, as its writer runs `mdb_reader_check` every 64 commits.
+/// 5. Every value is checked at the end.
 struct KilledReaderScenario: CrashScenario {
     let name = "killed-reader"
     var iterations: Int { 2 }
@@ -50,30 +52,13 @@ struct KilledReaderScenario: CrashScenario {
 
         let holder = try ChildProcess("hold", path: path, seed: context.seed)
         defer { holder.terminate() }
+        guard holder.waitFor("ready", timeout: .seconds(30)) != nil else {
+            context.fail("the holder never started: \(holder.standardError.suffix(400))")
+            return
+        }
         let reader = try ChildProcess("reader", path: path, seed: context.seed)
         defer { reader.terminate() }
-        guard holder.waitFor("ready", timeout: .seconds(30)) != nil, reader.waitFor("reading", timeout: .seconds(30)) != nil else {
-            context.fail("the holder or reader never started: \(holder.standardError.suffix(400)) \(reader.output.suffix(3)) \(reader.standardError.suffix(800))")
-            return
-        }
-
-        // Stop the reader inside a read transaction (seen in the reader table).
-        var pinned: ReaderSlot?
-        for _ in 0..<60 {
-            await pause(context.milliseconds(1, 15))
-            reader.send(SIGSTOP)
-            let slots = try readerTable(path)
-            if let slot = slots.first(where: { $0.pid == reader.pid && $0.snapshot != nil }) {
-                pinned = slot
-                break
-            }
-            context.tally.count("stops-outside-read-txn (retried)")
-            reader.send(SIGCONT)
-        }
-        guard let pinned else {
-            context.fail("could not stop the reader inside a read transaction in 60 attempts")
-            return
-        }
+        guard let pinned = try await stopInsideReadTransaction(reader, path: path, context) else { return }
 
         // 1. Control: a live pinned reader makes rewrites grow the file.
         var store = try SessionStore(path: path, configuration: Churn.configuration)
@@ -81,42 +66,70 @@ struct KilledReaderScenario: CrashScenario {
         context.tally.maximum("control-growth-kib", controlGrowth >> 10)
         context.check(controlGrowth >= 2 << 20,
                       "control: with a reader pinning snapshot \(pinned.snapshot!), 1000 rewrites grew data.mdb by only \(controlGrowth) bytes; the growth measurement cannot see a pinned snapshot")
-
-        // 2. Kill the reader inside its read transaction.
-        try reader.killAndCollect()
-        context.tally.kills += 1
-
-        // A process that stays open across the kill must stop growing too.
-        let (_, serverGrowth) = try churn.growth(of: dataFile, store, warmUp: 300, rewrites: 1_000)
-        context.tally.maximum("server-growth-after-kill-kib", serverGrowth >> 10)
-        context.check(serverGrowth <= 256 << 10,
-                      "a store that stayed open while a reader process was killed inside its read transaction grew by \(serverGrowth) bytes over 1000 rewrites (after 300 warm-up rewrites): the dead reader's snapshot stays pinned until the store is reopened")
         try store.close()
 
+        // 2. Kill the reader inside its read transaction; its slot stays behind.
+        try reader.killAndCollect()
+        context.tally.kills += 1
         let stale = try readerTable(path).filter { $0.pid == reader.pid }
-        if stale.contains(where: { $0.snapshot != nil }) {
-            context.tally.count("stale-slots-seen-after-kill")
-        }
+        context.check(stale.contains { $0.snapshot != nil },
+                      "premise: the reader killed inside its read transaction left no slot pinning a snapshot (\(stale)), so the reopen has nothing to reclaim")
 
-        // 3. Reopen: mdb_reader_check reclaims the slot; rewrites stay bounded.
+        // 3. Reopen: mdb_reader_check at open reclaims the slot; rewrites stay bounded.
+        try SessionStore(path: path, configuration: Churn.configuration).close()
+        let after = try readerTable(path).filter { $0.pid == reader.pid }
+        context.check(after.isEmpty, "the dead reader's slot is still in the reader table after the reopen: \(after)")
+        if after.isEmpty { context.tally.count("stale-slots-reclaimed") }
         store = try SessionStore(path: path, configuration: Churn.configuration)
         let (boundedStart, boundedGrowth) = try churn.growth(of: dataFile, store, warmUp: 600, rewrites: 3_000)
         context.tally.maximum("growth-after-reopen-kib", boundedGrowth >> 10)
         context.check(boundedGrowth <= 256 << 10,
                       "after the reopen, 3000 rewrites of the same \(Self.churnKeys) keys grew data.mdb by \(boundedGrowth) bytes (from \(boundedStart)); the dead reader's snapshot still seems pinned")
         try store.close()
-        let after = try readerTable(path).filter { $0.pid == reader.pid }
-        context.check(after.isEmpty, "the dead reader's slot is still in the reader table after the reopen: \(after)")
-        if after.isEmpty { context.tally.count("stale-slots-reclaimed") }
+
+        // 4. A process that stays open across the kill must stop growing too.
+        let secondReader = try ChildProcess("reader", path: path, seed: context.seed)
+        defer { secondReader.terminate() }
+        guard try await stopInsideReadTransaction(secondReader, path: path, context) != nil else { return }
+        store = try SessionStore(path: path, configuration: Churn.configuration)
+        try secondReader.killAndCollect()
+        context.tally.kills += 1
+        let (_, serverGrowth) = try churn.growth(of: dataFile, store, warmUp: 300, rewrites: 1_000)
+        context.tally.maximum("server-growth-after-kill-kib", serverGrowth >> 10)
+        context.check(serverGrowth <= 256 << 10,
+                      "a store that stayed open while a reader process was killed inside its read transaction grew by \(serverGrowth) bytes over 1000 rewrites (after 300 warm-up rewrites): the dead reader's snapshot stays pinned until the store is reopened")
+        try store.close()
         holder.terminate()
 
-        // 4. Every value is intact.
+        // 5. Every value is intact.
         var expectations = StoreExpectations()
         expectations.present = churn.expected
         expectations.present[.session("r", "blob")] = .data(blob)
         let (counts, _) = try inspectStore(at: path, expectations)
         context.tally.count("rewrite-commits", churn.commits)
         context.record(counts, after: "the reader killed in its read transaction")
+    }
+
+    /// Stops `reader` with SIGSTOP at a moment the reader table shows it inside a read
+    /// transaction, and returns its slot; nil (after failing the iteration) when it never
+    /// started or 60 attempts stopped it outside one. Only while this process has no
+    /// store open on `path` (see ``readerTable(_:)``).
+    private func stopInsideReadTransaction(_ reader: ChildProcess, path: String, _ context: ScenarioContext) async throws -> ReaderSlot? {
+        guard reader.waitFor("reading", timeout: .seconds(30)) != nil else {
+            context.fail("the reader never started: \(reader.output.suffix(3)) \(reader.standardError.suffix(800))")
+            return nil
+        }
+        for _ in 0..<60 {
+            await pause(context.milliseconds(1, 15))
+            reader.send(SIGSTOP)
+            if let slot = try readerTable(path).first(where: { $0.pid == reader.pid && $0.snapshot != nil }) {
+                return slot
+            }
+            context.tally.count("stops-outside-read-txn (retried)")
+            reader.send(SIGCONT)
+        }
+        context.fail("could not stop the reader inside a read transaction in 60 attempts")
+        return nil
     }
 }
 
