@@ -93,18 +93,18 @@ struct IOFaultScenario: CrashScenario {
         let armed = byPhase["armed", default: []]
         let refused = byPhase["refused", default: []]
         let reopened = byPhase["reopened", default: []]
-        let armedErrors = armed.filter { $0.hasPrefix("error ") }
-        let firstError = armedErrors.first.map(ErrorLine.init)
+        let armedErrors = armed.filter { $0.hasPrefix("error ") }.map(ErrorLine.init)
+        let firstError = armedErrors.first
 
         if case .shim = fault {
             context.check(!injected.isEmpty, "the shim injected no fault (\(faultName))\(transcript)")
         }
         context.check(!armed.contains("no-fault"), "no write failed after arming \(faultName)\(transcript)")
         context.check(firstError != nil, "no write reported the fault \(faultName)\(transcript)")
-        for error in armedErrors.map(ErrorLine.init) where error.code != "ioFailure" {
+        for error in armedErrors where error.code != "ioFailure" {
             context.fail("a write failed with \(error.code), not ioFailure, after \(faultName): \(error.message)\(transcript)")
         }
-        let commitFailures = armedErrors.map(ErrorLine.init).filter { !$0.isRefusal }
+        let commitFailures = armedErrors.filter { !$0.isRefusal }
         if relaxedMilliseconds == 0 {
             context.check(!commitFailures.isEmpty, "no commit failed with the fault itself (every error was a refusal)\(transcript)")
         }
@@ -121,7 +121,7 @@ struct IOFaultScenario: CrashScenario {
         let loadAnswered = load == "load ok" || load.hasPrefix("load error ioFailure")
         let loadMessage = "after \(faultName), loading an acknowledged value gave \"\(load)\"; expected the value or an ioFailure that says to reopen"
         context.check(loadAnswered, loadMessage + transcript)
-        let closes = (byPhase["refused", default: []] + byPhase["reopened", default: []]).filter { $0.hasPrefix("close ") }
+        let closes = (refused + reopened).filter { $0.hasPrefix("close ") }
         var lostRelaxedSync = false
         if relaxedMilliseconds > 0, case .shim("sync", _, _) = fault { lostRelaxedSync = true }
         if sticky {
