@@ -579,30 +579,25 @@ final class Bench {
         defer { try? uncachedStore.close() }
         var rng = SplitMix(seed: 99)
         let names = (0..<50).map { Fixtures.keyName($0, length: 16) }
+        /// Fills a new 50-key session of `store` (untimed), then times its `end()`.
+        func endSessions(of store: SessionStore, seconds: Double) throws -> Round {
+            try setupLoop(seconds: seconds) {
+                let session = try store.session(Fixtures.sessionID(&rng))
+                var batch = WriteBatch()
+                for (i, name) in names.enumerated() { try batch.save(Profile.sample(i), for: name, in: session) }
+                try store.apply(batch)
+                return session
+            } timed: { session in
+                let removed = try session.end()
+                if removed != 50 { throw BenchError("end() removed \(removed) records, expected 50") }
+            }
+        }
         try await measure(workload, [
             Contender(system: "SessionStore", note: "session.end(); store A, cache full (10,000 entries)") { seconds in
-                try setupLoop(seconds: seconds) {
-                    let session = try store.session(Fixtures.sessionID(&rng))
-                    var batch = WriteBatch()
-                    for (i, name) in names.enumerated() { try batch.save(Profile.sample(i), for: name, in: session) }
-                    try store.apply(batch)
-                    return session
-                } timed: { session in
-                    let removed = try session.end()
-                    if removed != 50 { throw BenchError("end() removed \(removed) records, expected 50") }
-                }
+                try endSessions(of: store, seconds: seconds)
             },
             Contender(system: "SessionStore, cacheCapacity 0", note: "same data, no cache: isolates the cache's share") { seconds in
-                try setupLoop(seconds: seconds) {
-                    let session = try uncachedStore.session(Fixtures.sessionID(&rng))
-                    var batch = WriteBatch()
-                    for (i, name) in names.enumerated() { try batch.save(Profile.sample(i), for: name, in: session) }
-                    try uncachedStore.apply(batch)
-                    return session
-                } timed: { session in
-                    let removed = try session.end()
-                    if removed != 50 { throw BenchError("end() removed \(removed) records, expected 50") }
-                }
+                try endSessions(of: uncachedStore, seconds: seconds)
             },
             Contender(system: "raw LMDB cursor delete", note: "50 keys, one durable txn") { seconds in
                 try setupLoop(seconds: seconds) {
