@@ -171,6 +171,18 @@ final class Bench {
         rows.append(contentsOf: group)
     }
 
+    /// The SQLite peer's two rows of a write workload: synchronous=FULL (durable per
+    /// commit) and synchronous=NORMAL (syncs at checkpoints only), each setting its mode
+    /// before running `run`.
+    func sqliteRows(_ sql: SQLitePeer, full: String, normal: String, _ run: @escaping (Double) async throws -> Round) -> [Contender] {
+        [("FULL", full), ("NORMAL", normal)].map { mode, note in
+            Contender(system: "SQLite (GRDB) WAL, synchronous=\(mode)", note: note) { seconds in
+                try sql.setSynchronous(mode)
+                return try await run(seconds)
+            }
+        }
+    }
+
     func row(_ workload: String, _ system: String) -> Row? {
         rows.first { $0.workload == workload && $0.system == system }
     }
@@ -440,35 +452,28 @@ final class Bench {
         let writers = 64
         let jsonEncoders = PerWorker(writers) { JSONEncoder() }
         @Sendable func key(_ worker: Int, _ i: Int) -> Int { (worker * 157 + i * 7) % count }
+        /// One writer's sync saves, .durable: its own workload, and the 64-writer goal's base.
+        func saveOneWriter(_ seconds: Double) throws -> Round {
+            try runLoop(seconds: seconds, sampleEvery: 1) { i in
+                let k = key(0, i)
+                blackHole(try sessions[k / 100].save(Profile.sample(i), for: keys[k].name))
+            }
+        }
 
         try await measure("durable save, 1 writer", [
-            Contender(system: "SessionStore", note: "sync save, .durable") { seconds in
-                try runLoop(seconds: seconds, sampleEvery: 1) { i in
-                    let k = key(0, i)
-                    blackHole(try sessions[k / 100].save(Profile.sample(i), for: keys[k].name))
-                }
-            },
+            Contender(system: "SessionStore", note: "sync save, .durable", run: saveOneWriter),
             Contender(system: "raw LMDB, durable txn per put", note: "record encoded per put") { seconds in
                 try runLoop(seconds: seconds, sampleEvery: 1) { i in
                     let k = key(0, i)
                     try raw.put(keys[k].recordKey, Fixtures.record(Profile.sample(i), encoder: encoder))
                 }
             },
-            Contender(system: "SQLite (GRDB) WAL, synchronous=FULL", note: "JSON, write txn per put") { seconds in
-                try sql.setSynchronous("FULL")
-                return try runLoop(seconds: seconds, sampleEvery: 1) { i in
-                    let k = key(0, i)
-                    try sql.put(keys[k].sqlKey, jsonEncoders.items[0].encode(Profile.sample(i)))
-                }
-            },
-            Contender(system: "SQLite (GRDB) WAL, synchronous=NORMAL", note: "not durable per commit (syncs at checkpoints)") { seconds in
-                try sql.setSynchronous("NORMAL")
-                return try runLoop(seconds: seconds, sampleEvery: 1) { i in
-                    let k = key(0, i)
-                    try sql.put(keys[k].sqlKey, jsonEncoders.items[0].encode(Profile.sample(i)))
-                }
-            },
-        ], slow: true)
+        ] + sqliteRows(sql, full: "JSON, write txn per put", normal: "not durable per commit (syncs at checkpoints)") { seconds in
+            try runLoop(seconds: seconds, sampleEvery: 1) { i in
+                let k = key(0, i)
+                try sql.put(keys[k].sqlKey, jsonEncoders.items[0].encode(Profile.sample(i)))
+            }
+        }, slow: true)
 
         try await measure("durable save, 64 writers (tasks)", [
             Contender(system: "SessionStore", note: "64 tasks, async save (group commit)") { seconds in
@@ -477,12 +482,7 @@ final class Bench {
                     blackHole(try await sessions[k / 100].save(Profile.sample(i), for: keys[k].name))
                 }
             },
-            Contender(system: "SessionStore, 1 writer", note: "sync save, measured in the same rounds (the 15× goal's base)") { seconds in
-                try runLoop(seconds: seconds, sampleEvery: 1) { i in
-                    let k = key(0, i)
-                    blackHole(try sessions[k / 100].save(Profile.sample(i), for: keys[k].name))
-                }
-            },
+            Contender(system: "SessionStore, 1 writer", note: "sync save, measured in the same rounds (the 15× goal's base)", run: saveOneWriter),
             Contender(system: "raw LMDB, 64 puts per durable txn", note: "1 thread, same keys: the group-commit floor") { seconds in
                 var round = try runLoop(seconds: seconds, sampleEvery: 1) { i in
                     try raw.putAll(try (0..<writers).map { w in
@@ -493,21 +493,12 @@ final class Bench {
                 round.operations *= writers
                 return round
             },
-            Contender(system: "SQLite (GRDB) WAL, synchronous=FULL", note: "64 tasks, async write, txn each") { seconds in
-                try sql.setSynchronous("FULL")
-                return try await runTasks(writers, seconds: seconds) { w, i in
-                    let k = key(w, i)
-                    try await sql.put(keys[k].sqlKey, jsonEncoders.items[w].encode(Profile.sample(i)))
-                }
-            },
-            Contender(system: "SQLite (GRDB) WAL, synchronous=NORMAL", note: "64 tasks, async write, txn each") { seconds in
-                try sql.setSynchronous("NORMAL")
-                return try await runTasks(writers, seconds: seconds) { w, i in
-                    let k = key(w, i)
-                    try await sql.put(keys[k].sqlKey, jsonEncoders.items[w].encode(Profile.sample(i)))
-                }
-            },
-        ], slow: true)
+        ] + sqliteRows(sql, full: "64 tasks, async write, txn each", normal: "64 tasks, async write, txn each") { seconds in
+            try await runTasks(writers, seconds: seconds) { w, i in
+                let k = key(w, i)
+                try await sql.put(keys[k].sqlKey, jsonEncoders.items[w].encode(Profile.sample(i)))
+            }
+        }, slow: true)
 
         try await measure("durable save, 64 writers (threads)", [
             Contender(system: "SessionStore", note: "64 threads, sync save (group commit)") { seconds in
@@ -516,21 +507,12 @@ final class Bench {
                     blackHole(try sessions[k / 100].save(Profile.sample(i), for: keys[k].name))
                 }
             },
-            Contender(system: "SQLite (GRDB) WAL, synchronous=FULL", note: "64 threads, sync write, txn each") { seconds in
-                try sql.setSynchronous("FULL")
-                return try runThreads(writers, seconds: seconds) { w, i in
-                    let k = key(w, i)
-                    try sql.put(keys[k].sqlKey, jsonEncoders.items[w].encode(Profile.sample(i)))
-                }
-            },
-            Contender(system: "SQLite (GRDB) WAL, synchronous=NORMAL", note: "64 threads, sync write, txn each") { seconds in
-                try sql.setSynchronous("NORMAL")
-                return try runThreads(writers, seconds: seconds) { w, i in
-                    let k = key(w, i)
-                    try sql.put(keys[k].sqlKey, jsonEncoders.items[w].encode(Profile.sample(i)))
-                }
-            },
-        ], slow: true)
+        ] + sqliteRows(sql, full: "64 threads, sync write, txn each", normal: "64 threads, sync write, txn each") { seconds in
+            try runThreads(writers, seconds: seconds) { w, i in
+                let k = key(w, i)
+                try sql.put(keys[k].sqlKey, jsonEncoders.items[w].encode(Profile.sample(i)))
+            }
+        }, slow: true)
         try sql.setSynchronous("FULL")
     }
 
