@@ -226,16 +226,28 @@ final class Bench {
         try FileManager.default.copyItem(atPath: from + "/data.mdb", toPath: to + "/data.mdb")
     }
 
+    /// Writes `keys` into a new store at `path` (then closed) and copies its data file to
+    /// each of `copies`, so every contender starts from the same bytes.
+    func buildStore(_ path: String, _ keys: [KeySpec], configuration: SessionStore.Configuration = .init(), copies: [String]) throws {
+        let store = try SessionStore(path: path, configuration: configuration)
+        _ = try populate(store, keys)
+        try store.close()
+        for copy in copies { try copyStore(path, to: copy) }
+    }
+
+    /// A SQLite peer in `directory` holding `keys` as JSON.
+    func sqlitePeer(_ directory: String, _ keys: [KeySpec]) throws -> SQLitePeer {
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let sql = try SQLitePeer(path: directory + "/kv.sqlite")
+        let encoder = JSONEncoder()
+        try sql.insertAll(keys.enumerated().map { ($1.sqlKey, try encoder.encode(Profile.sample($0))) })
+        return sql
+    }
+
     func setUpHotSet(sqlite: Bool = true) throws {
         log("setting up the hot set (10,000 keys of 40 characters)")
         let path = root + "/A"
-        var store: SessionStore? = try SessionStore(path: path)
-        _ = try populate(store!, hotKeys)
-        try store!.close()
-        store = nil
-        try copyStore(path, to: root + "/rawA")
-        try copyStore(path, to: root + "/relaxed")
-        try copyStore(path, to: root + "/E0")
+        try buildStore(path, hotKeys, copies: [root + "/rawA", root + "/relaxed", root + "/E0"])
         storeA = try SessionStore(path: path)
         sessionsA = try orderedSessions(storeA, hotKeys)
         // Load every key once: the cache (default capacity 10,000) now holds the whole hot set.
@@ -248,12 +260,7 @@ final class Bench {
         sessionsRelaxed = try orderedSessions(relaxedStore, hotKeys)
         rawA = try RawLMDB(path: root + "/rawA")
         try verifyRecords(rawA, hotKeys)
-        if sqlite {
-            try FileManager.default.createDirectory(atPath: root + "/sqlA", withIntermediateDirectories: true)
-            sqlA = try SQLitePeer(path: root + "/sqlA/kv.sqlite")
-            let encoder = JSONEncoder()
-            try sqlA.insertAll(hotKeys.enumerated().map { ($1.sqlKey, try encoder.encode(Profile.sample($0))) })
-        }
+        if sqlite { sqlA = try sqlitePeer(root + "/sqlA", hotKeys) }
     }
 
     func orderedSessions(_ store: SessionStore, _ keys: [KeySpec]) throws -> [Session] {
@@ -361,20 +368,12 @@ final class Bench {
         log("setting up 100,000 keys")
         let keys = Fixtures.keys(sessions: 1000, perSession: 100, nameLength: 16, seed: 2)
         let path = root + "/B"
-        var store: SessionStore? = try SessionStore(path: path, configuration: .init(cacheCapacity: 0))
-        _ = try populate(store!, keys)
-        try store!.close()
-        store = nil
-        try copyStore(path, to: root + "/rawB")
-        try copyStore(path, to: root + "/B10k")
+        try buildStore(path, keys, configuration: .init(cacheCapacity: 0), copies: [root + "/rawB", root + "/B10k"])
         let uncached = try SessionStore(path: path, configuration: .init(cacheCapacity: 0))
         let smallCache = try SessionStore(path: root + "/B10k")
         let raw = try RawLMDB(path: root + "/rawB")
         try verifyRecords(raw, keys)
-        try FileManager.default.createDirectory(atPath: root + "/sqlB", withIntermediateDirectories: true)
-        let sql = try SQLitePeer(path: root + "/sqlB/kv.sqlite")
-        let jsonEncoder = JSONEncoder()
-        try sql.insertAll(keys.enumerated().map { ($1.sqlKey, try jsonEncoder.encode(Profile.sample($0))) })
+        let sql = try sqlitePeer(root + "/sqlB", keys)
         defer {
             try? uncached.close()
             try? smallCache.close()
