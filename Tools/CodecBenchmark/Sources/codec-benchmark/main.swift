@@ -176,11 +176,6 @@ func run<T: Codable & Equatable>(_ workload: String, _ value: T, _ coders: [any 
     }
 }
 
-func pad(_ s: String, _ width: Int, right: Bool = false) -> String {
-    let padding = String(repeating: " ", count: max(0, width - s.count))
-    return right ? padding + s : s + padding
-}
-
 func format(_ x: Double) -> String {
     x >= 100 ? String(format: "%.0f", x) : x >= 10 ? String(format: "%.1f", x) : String(format: "%.2f", x)
 }
