@@ -709,63 +709,45 @@ final class Bench {
             guard let x = p50(workload, a), let y = p50(workload, b), y > 0 else { return "" }
             return String(format: " (p50 latency: %.2f×)", x / y)
         }
-        if let ss = ops("cached load, 1 hot key", "SessionStore"), let dict = ops("cached load, 1 hot key", "Dictionary + Mutex") {
-            let r = ss / dict
-            goals.append(Goal(name: "cached load vs locked Dictionary (1 hot key)", target: "≥ 0.5×",
-                              measured: String(format: "%.2f×", r), met: r >= 0.5))
-            if let any = ops("cached load, 1 hot key", "Dictionary + NSLock, any + as?") {
-                let r2 = ss / any
-                goals.append(Goal(name: "cached load vs NSLock Dictionary of any + as? (info, not the goal row)", target: "≥ 0.5×",
-                                  measured: String(format: "%.2f×", r2), met: r2 >= 0.5))
-            }
+        /// A goal met when `x ÷ y` (ops/s) is at least `minimum`; none when a row is missing.
+        func atLeast(_ name: String, _ minimum: Double, _ x: Double?, _ y: Double?, format: String = "%.2f×",
+                     p50 note: @autoclosure () -> String = "") {
+            guard let x, let y else { return }
+            let r = x / y
+            goals.append(Goal(name: name, target: String(format: "≥ %g×", minimum),
+                              measured: String(format: format, r) + note(), met: r >= minimum))
         }
+        /// A goal met when SessionStore's time per operation in `workload` is at most 1.5× the
+        /// `raw` row's; none when a row is missing.
+        func withinRawTime(_ name: String, _ workload: String, raw: String) {
+            guard let ss = ops(workload, "SessionStore"), let rawOps = ops(workload, raw) else { return }
+            let r = rawOps / ss
+            goals.append(Goal(name: name, target: "time ≤ 1.5× raw",
+                              measured: String(format: "%.2f× raw's time", r) + p50Ratio(workload, "SessionStore", raw), met: r <= 1.5))
+        }
+        let c = "cached load, 1 hot key"
+        atLeast("cached load vs locked Dictionary (1 hot key)", 0.5, ops(c, "SessionStore"), ops(c, "Dictionary + Mutex"))
+        atLeast("cached load vs NSLock Dictionary of any + as? (info, not the goal row)", 0.5,
+                ops(c, "SessionStore"), ops(c, "Dictionary + NSLock, any + as?"))
         let u = "uncached load, 100,000 keys"
-        if let ss = ops(u, "SessionStore") {
-            if let sql = ops(u, "SQLite (GRDB) read + JSON decode") {
-                let r = ss / sql
-                goals.append(Goal(name: "uncached load vs SQLite read + JSON decode", target: "≥ 4×",
-                                  measured: String(format: "%.2f×", r), met: r >= 4))
-            }
-            if let sql = ops(u, "SQLite (GRDB) read + JSON decode, 100 per access") {
-                let r = ss / sql
-                goals.append(Goal(name: "uncached load vs SQLite read + JSON decode, 100 reads per access (info, not the goal row)", target: "≥ 4×",
-                                  measured: String(format: "%.2f×", r), met: r >= 4))
-            }
-            if let raw = ops(u, "raw LMDB get + CBOR decode") {
-                let r = raw / ss
-                goals.append(Goal(name: "uncached load vs raw LMDB + CBOR decode", target: "time ≤ 1.5× raw",
-                                  measured: String(format: "%.2f× raw's time", r) + p50Ratio(u, "SessionStore", "raw LMDB get + CBOR decode"), met: r <= 1.5))
-            }
-        }
+        atLeast("uncached load vs SQLite read + JSON decode", 4, ops(u, "SessionStore"), ops(u, "SQLite (GRDB) read + JSON decode"))
+        atLeast("uncached load vs SQLite read + JSON decode, 100 reads per access (info, not the goal row)", 4,
+                ops(u, "SessionStore"), ops(u, "SQLite (GRDB) read + JSON decode, 100 per access"))
+        withinRawTime("uncached load vs raw LMDB + CBOR decode", u, raw: "raw LMDB get + CBOR decode")
         let one = ops("durable save, 64 writers (tasks)", "SessionStore, 1 writer") ?? ops("durable save, 1 writer", "SessionStore")
         // The goal rows are the 64 tasks using the async save (what a server's request
         // handlers are); the 64 threads using the sync save are shown for information.
         for mode in ["tasks", "threads"] {
             let w = "durable save, 64 writers (\(mode))"
             let suffix = mode == "tasks" ? "" : " (info, not the goal row)"
-            guard let many = ops(w, "SessionStore") else { continue }
-            if let one {
-                let r = many / one
-                goals.append(Goal(name: "64 writers (\(mode)) vs 1 writer\(suffix)", target: "≥ 15×",
-                                  measured: String(format: "%.1f×", r), met: r >= 15))
-            }
-            if let full = ops(w, "SQLite (GRDB) WAL, synchronous=FULL") {
-                let r = many / full
-                goals.append(Goal(name: "64 writers (\(mode)) vs SQLite FULL, 64 writers\(suffix)", target: "≥ 10×",
-                                  measured: String(format: "%.1f×", r), met: r >= 10))
-            }
+            atLeast("64 writers (\(mode)) vs 1 writer\(suffix)", 15, ops(w, "SessionStore"), one, format: "%.1f×")
+            atLeast("64 writers (\(mode)) vs SQLite FULL, 64 writers\(suffix)", 10,
+                    ops(w, "SessionStore"), ops(w, "SQLite (GRDB) WAL, synchronous=FULL"), format: "%.1f×")
         }
-        if let ss = ops("relaxed save, 1 writer", "SessionStore"), let raw = ops("relaxed save, 1 writer", "raw LMDB, MDB_NOSYNC txn per put") {
-            let r = ss / raw
-            goals.append(Goal(name: "relaxed save vs raw LMDB MDB_NOSYNC", target: "≥ 0.6×",
-                              measured: String(format: "%.2f×", r) + p50Ratio("relaxed save, 1 writer", "raw LMDB, MDB_NOSYNC txn per put", "SessionStore"), met: r >= 0.6))
-        }
-        let e = "end a session of 50 keys (durable)"
-        if let ss = ops(e, "SessionStore"), let raw = ops(e, "raw LMDB cursor delete") {
-            let r = raw / ss
-            goals.append(Goal(name: "end a 50-key session vs raw LMDB cursor delete", target: "time ≤ 1.5× raw",
-                              measured: String(format: "%.2f× raw's time", r) + p50Ratio(e, "SessionStore", "raw LMDB cursor delete"), met: r <= 1.5))
-        }
+        let r = "relaxed save, 1 writer"
+        atLeast("relaxed save vs raw LMDB MDB_NOSYNC", 0.6, ops(r, "SessionStore"), ops(r, "raw LMDB, MDB_NOSYNC txn per put"),
+                p50: p50Ratio(r, "raw LMDB, MDB_NOSYNC txn per put", "SessionStore"))
+        withinRawTime("end a 50-key session vs raw LMDB cursor delete", "end a session of 50 keys (durable)", raw: "raw LMDB cursor delete")
         return goals
     }
 
