@@ -13,7 +13,7 @@ swift test
 
 if [ "${SKIP_TSAN:-0}" != "1" ]; then
     echo "== swift test --sanitize=thread (concurrency tests)"
-    swift test --sanitize=thread --scratch-path .build-tsan --filter 'ConcurrencyModelTests|CacheTests|ScopeSemanticsTests|MapGrowthTests'
+    swift test --sanitize=thread --scratch-path .build-tsan --filter 'ConcurrencyModelTests|CacheTests|ScopeSemanticsTests|MapGrowthTests|WriterTests'
     echo "== crash scenarios under ThreadSanitizer (10 kill iterations)"
     SESSIONSTORE_KILL_ITERATIONS=10 swift test --sanitize=thread --scratch-path .build-tsan --filter IntegrationTests
 fi

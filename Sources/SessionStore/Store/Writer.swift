@@ -70,9 +70,8 @@ final class Writer: Sendable {
                 pending = []
                 return batch
             }
-            let count = min(pending.count, limit)
-            let batch = Array(pending.prefix(count))
-            pending.removeFirst(count)
+            let batch = Array(pending.prefix(limit))
+            pending.removeFirst(limit)
             return batch
         }
     }
