@@ -3,12 +3,41 @@
 //   sessionstore-child put <path> <session> <key> <text>   saves a String, prints the previous value
 //   sessionstore-child get <path> <session> <key>          prints the String value or "(nil)"
 //   sessionstore-child fill <path> <session> <count> <bytes> saves <count> Data values of <bytes> each
+//   sessionstore-child types save|load <path>           saves, or loads and checks, values of a
+//                                                        private, a local, a generic and a nested type
 import Foundation
 import SessionStore
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
     exit(2)
+}
+
+// Types whose `String(reflecting:)` holds a run-time address (private, local), or not.
+private struct PrivateDraft: Codable, Sendable, Equatable { var text: String }
+struct Wrapper<Content: Codable & Sendable & Equatable>: Codable, Sendable, Equatable { var content: Content }
+enum Outer { struct Nested: Codable, Sendable, Equatable { var number: Int } }
+
+/// Saves (or loads and compares) one value of each kind of type in session "types".
+func storeTypes(_ path: String, save: Bool) throws {
+    struct LocalNote: Codable, Sendable, Equatable { var line: String }
+    let store = try SessionStore(path: path)
+    let session = try store.session("types")
+    func check<V: Codable & Sendable & Equatable>(_ value: V, _ key: String) throws {
+        if save {
+            try session.save(value, for: key)
+        } else {
+            let loaded = try session.load(V.self, for: key)
+            guard loaded == value else { fail("\(key): loaded \(String(describing: loaded)), expected \(value)") }
+        }
+    }
+    try check(PrivateDraft(text: "private"), "private")
+    try check(LocalNote(line: "local"), "local")
+    try check(Wrapper(content: PrivateDraft(text: "generic")), "generic")
+    try check(Wrapper(content: LocalNote(line: "generic local")), "generic-local")
+    try check(Outer.Nested(number: 7), "nested")
+    print(save ? "saved 5" : "loaded 5")
+    try store.close()
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -34,6 +63,8 @@ do {
         }
         print("filled \(count)")
         try store.close()
+    case ("types", 3) where ["save", "load"].contains(arguments[1]):
+        try storeTypes(arguments[2], save: arguments[1] == "save")
     default:
         fail("unknown command or wrong argument count: \(arguments)")
     }

@@ -4,7 +4,7 @@ import CBORCoding
 ///
 /// Tag 21331 (0x5353, "SS") marks a SessionStore record; inside is an array of the
 /// record format version (an unsigned integer), the Swift type name of the value (text,
-/// from `String(reflecting:)`, for type checks and the dump tool) and the value itself.
+/// from ``TypeName``, for type checks and the dump tool) and the value itself.
 /// Any CBOR decoder reads the whole record; unknown tags are allowed by RFC 8949.
 enum Record {
     static let tag = 21331
@@ -75,11 +75,8 @@ enum Record {
                                      decoder: CBORDecoder) throws(SessionStoreError) -> V {
         let parts = try parse(bytes, key: key())
         let expected = TypeName.bytes(of: V.self)
-        let sameType = parts.typeName.count == expected.count && expected.withUnsafeBytes { name in
-            name.count == 0 || memcmp(parts.typeName.baseAddress!, name.baseAddress!, name.count) == 0
-        }
-        guard sameType else {
-            throw SessionStoreError(.typeMismatch, "key \(key()) holds a value of type \(parts.typeNameString), not \(String(reflecting: V.self))")
+        guard TypeName.matches(parts.typeName, expected) else {
+            throw SessionStoreError(.typeMismatch, "key \(key()) holds a value of type \(parts.typeNameString), not \(String(decoding: expected, as: UTF8.self))")
         }
         do {
             return try decoder.decode(V.self, from: parts.value)
@@ -90,16 +87,59 @@ enum Record {
 }
 
 /// Type names as stored in records, computed once per type.
+///
+/// The name is `String(reflecting:)` with every `(unknown context at $…).` part removed:
+/// Swift names private and local types after the address of their context, which moves
+/// from one run (and build) to the next, so a value saved by one process would not load in
+/// the next. Without it, `Module.(unknown context at $55d0…).Draft` is stored as
+/// `Module.Draft`. Two private types of one module with the same name (in different files
+/// or functions) therefore share a stored name; the name is a sanity check and a label for
+/// tools, not a proof of identity, and the value must still decode.
 enum TypeName {
     private static let cache = Lock<[ObjectIdentifier: [UInt8]]>([:])
 
-    /// The UTF-8 bytes of `String(reflecting: type)`.
+    /// The UTF-8 bytes of the stable name of `type`.
     static func bytes(of type: Any.Type) -> [UInt8] {
         let id = ObjectIdentifier(type)
         if let known = cache.withLock({ $0[id] }) { return known }
-        let name = Array(String(reflecting: type).utf8)
+        let name = stable(Array(String(reflecting: type).utf8))
         cache.withLock { $0[id] = name }
         return name
+    }
+
+    /// Whether the stored name `stored` names the type whose stable name is `expected`.
+    ///
+    /// Records written before names were made stable may hold an address; they match
+    /// once it is removed.
+    static func matches(_ stored: UnsafeRawBufferPointer, _ expected: [UInt8]) -> Bool {
+        let equal = stored.count == expected.count && expected.withUnsafeBytes { name in
+            name.count == 0 || memcmp(stored.baseAddress!, name.baseAddress!, name.count) == 0
+        }
+        if equal { return true }
+        guard stored.count > expected.count, stored.firstRange(of: unknownContext) != nil else { return false }
+        return stable(Array(stored)) == expected
+    }
+
+    private static let unknownContext = Array("(unknown context at $".utf8)
+
+    /// `name` without its `(unknown context at $<hex>).` parts.
+    static func stable(_ name: [UInt8]) -> [UInt8] {
+        guard name.firstRange(of: unknownContext) != nil else { return name }
+        var result: [UInt8] = []
+        result.reserveCapacity(name.count)
+        var index = 0
+        while index < name.count {
+            if name[index...].starts(with: unknownContext),
+               let close = name[index...].firstIndex(of: UInt8(ascii: ")")) {
+                index = close + 1
+                // The separator after the context goes with it.
+                if index < name.count, name[index] == UInt8(ascii: ".") { index += 1 }
+                continue
+            }
+            result.append(name[index])
+            index += 1
+        }
+        return result
     }
 }
 
