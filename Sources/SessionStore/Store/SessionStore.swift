@@ -35,7 +35,7 @@ public final class SessionStore: Sendable {
     private let closed = Atomic<Bool>(false)
     private let recordReadCount = Atomic<Int>(0)
     /// Record keys whose `loadOrInit` value is being built, so concurrent callers wait for one build.
-    let builds = ConditionLock<Set<[UInt8]>>([])
+    let builds = InitBuilds()
 
     /// Paths open in this process.
     private static let openPaths = Lock<Set<String>>([])
@@ -217,20 +217,37 @@ public final class SessionStore: Sendable {
             let hit = recordKey.withUnsafeBytes { cache.value(for: $0, snapshot: snapshot) }
             if let value = hit?.value(as: V.self) { return value }
         }
-        // The snapshot id travels in a captured variable rather than a tuple: an
-        // unspecialised generic tuple costs a runtime metadata lookup on every load.
+        // The record is copied out of the map and decoded after the read transaction: a
+        // value's `init(from:)` may call back into the store (a save that grows the map
+        // waits for every reader to leave), so no user code runs inside the transaction.
+        // Records up to `Self.inlineRecordSize` bytes are copied to the stack.
         var snapshot = 0
-        let value: V? = try storage("loading \(scope.describe(key))") {
-            try environment.read { txn in
-                snapshot = txn.id
-                guard let bytes = try txn.get(records, key: recordKey) else { return nil }
-                recordReadCount.add(1, ordering: .relaxed)
-                return try Record.decode(V.self, from: bytes, key: scope.describe(key), decoder: decoder)
+        return try withUnsafeTemporaryAllocation(byteCount: Self.inlineRecordSize, alignment: 16) { (inline: UnsafeMutableRawBufferPointer) throws(SessionStoreError) -> V? in
+            var large: UnsafeMutableRawBufferPointer?
+            defer { large?.deallocate() }
+            let copied: UnsafeRawBufferPointer? = try storage("loading \(scope.describe(key))") {
+                try environment.read { txn in
+                    snapshot = txn.id
+                    guard let bytes = try txn.get(records, key: recordKey) else { return nil }
+                    var target = inline
+                    if bytes.count > inline.count {
+                        target = .allocate(byteCount: bytes.count, alignment: 16)
+                        large = target
+                    }
+                    target.copyMemory(from: bytes)
+                    return UnsafeRawBufferPointer(rebasing: target[..<bytes.count])
+                }
             }
+            guard let copied else { return nil }
+            recordReadCount.add(1, ordering: .relaxed)
+            let value = try Record.decode(V.self, from: copied, key: scope.describe(key), decoder: decoder)
+            if cache.isEnabled { cache.insert(ValueBox(value), for: recordKey, readAt: snapshot) }
+            return value
         }
-        if let value, cache.isEnabled { cache.insert(ValueBox(value), for: recordKey, readAt: snapshot) }
-        return value
     }
+
+    /// The largest record a load copies to the stack rather than the heap before decoding it.
+    static let inlineRecordSize = 1024
 
     /// How many records loads have read from LMDB (cache misses that found a record).
     var recordReads: Int { recordReadCount.load(ordering: .relaxed) }

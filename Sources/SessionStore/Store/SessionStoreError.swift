@@ -41,6 +41,9 @@ public struct SessionStoreError: Error, Sendable, Equatable, CustomStringConvert
         public static let ioFailure = Code(rawValue: "ioFailure")
         /// The configuration is not usable (for example a map size below the minimum).
         public static let invalidConfiguration = Code(rawValue: "invalidConfiguration")
+        /// A `loadOrInit` would wait for itself: called again for the same key from inside its
+        /// own `make` closure, or waiting for a build that waits, through other builds, for it.
+        public static let initCycle = Code(rawValue: "initCycle")
         /// LMDB reported a condition without a more specific code; the message has LMDB's text.
         public static let storageFailure = Code(rawValue: "storageFailure")
     }

@@ -124,17 +124,15 @@ extension StorageScope {
     ///
     /// Concurrent callers in this process wait for one build and all get its value. If
     /// another process stored a value first, that value is returned and `make`'s is dropped.
+    ///
+    /// - Throws: `.initCycle` when `make` (or a build it waits for) calls `loadOrInit` for
+    ///   this same key, a wait that would never end; whatever `make` throws; store errors.
     public func loadOrInit<Value>(_ key: Key<Value>, _ make: () throws -> Value) throws -> Value {
         let store = reference.store
         if let value = try load(key) { return value }
         let recordKey = try self.recordKey(key.name)
-        store.builds.withLock(waitingUntil: { !$0.contains(recordKey) }) { building, _ in
-            _ = building.insert(recordKey)
-        }
-        defer {
-            _ = store.builds.withLock { $0.remove(recordKey) }
-            store.builds.broadcast()
-        }
+        try store.builds.begin(recordKey, describing: describe(key.name))
+        defer { store.builds.end(recordKey) }
         if let value = try load(key) { return value }
         let value = try make()
         let record = try store.record(value, name: describe(key.name))

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import SessionStore
 
@@ -169,6 +170,87 @@ extension Key where Value == Int {
             #expect(results.allSatisfy { $0 == 77 })
             #expect(builds.value == 1)
             #expect(try tab.loadOrInit(.counter) { 5 } == 77)
+        }
+    }
+
+    @Test func loadOrInitCalledAgainForItsOwnKeyFromItsMakeClosureThrowsInsteadOfDeadlocking() async throws {
+        try await withTemporaryStore { store, _ in
+            let tab = try store.session("s").instance("t")
+            let outcome = finishing(within: 10) {
+                try tab.loadOrInit(.counter) {
+                    try tab.loadOrInit(.counter) { 1 }
+                }
+            }
+            guard let outcome else { Issue.record("loadOrInit deadlocked on its own key"); return }
+            #expect(throws: SessionStoreError.self) { try outcome.get() }
+            #expect((try? outcome.get()) == nil)
+            if case .failure(let error as SessionStoreError) = outcome { #expect(error.code == .initCycle, "\(error)") }
+            // The key is free again afterwards.
+            #expect(try tab.loadOrInit(.counter) { 3 } == 3)
+        }
+    }
+
+    @Test func twoLoadOrInitsWaitingOnEachOthersKeysDoNotDeadlock() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s")
+            let first = Key<Int>("first")
+            let second = Key<Int>("second")
+            // Each build starts, waits until the other has started, then asks for the
+            // other's key: a cycle, which one of them must detect.
+            let started = DispatchSemaphore(value: 0)
+            let otherStarted = DispatchSemaphore(value: 0)
+            let a = DispatchQueue(label: "a")
+            let b = DispatchQueue(label: "b")
+            let results = Mutex<[String: Result<Int, any Error>]>([:])
+            let group = DispatchGroup()
+            a.async(group: group) {
+                let result = Result { try session.loadOrInit(first) { started.signal(); otherStarted.wait(); return try session.loadOrInit(second) { 2 } + 10 } }
+                results.withLock { $0["a"] = result }
+            }
+            b.async(group: group) {
+                let result = Result { try session.loadOrInit(second) { otherStarted.signal(); started.wait(); return try session.loadOrInit(first) { 1 } + 20 } }
+                results.withLock { $0["b"] = result }
+            }
+            guard group.wait(timeout: .now() + 10) == .success else {
+                Issue.record("two loadOrInits waiting on each other's keys deadlocked")
+                return
+            }
+            let (ra, rb) = results.withLock { ($0["a"]!, $0["b"]!) }
+            let failures = [ra, rb].filter { if case .failure = $0 { true } else { false } }
+            #expect(failures.count == 1, "exactly one side of the cycle gives up: \(ra), \(rb)")
+            for case .failure(let error as SessionStoreError) in [ra, rb] { #expect(error.code == .initCycle, "\(error)") }
+        }
+    }
+
+    /// A value whose decoding writes to the store, growing the map: user `init(from:)` code
+    /// must not run while the store holds a lock that the write needs.
+    struct Reentrant: Codable, Sendable {
+        static let store = Mutex<SessionStore?>(nil)
+        var marker: Int
+        init(marker: Int) { self.marker = marker }
+        init(from decoder: any Decoder) throws {
+            marker = try decoder.singleValueContainer().decode(Int.self)
+            if let store = Self.store.withLock({ $0 }) {
+                // Larger than the whole 1 MiB map: the commit must grow it.
+                try store.session("other").save(Data(count: 2 << 20), for: "big")
+            }
+        }
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.singleValueContainer()
+            try container.encode(marker)
+        }
+    }
+
+    @Test func aValuesDecodingMayUseTheStoreEvenWhenTheMapMustGrow() async throws {
+        try await withTemporaryStore(.init(cacheCapacity: 0, mapSize: 1 << 20)) { store, _ in
+            let session = try store.session("s")
+            try session.save(Reentrant(marker: 5), for: "r")
+            Reentrant.store.withLock { $0 = store }
+            defer { Reentrant.store.withLock { $0 = nil } }
+            let outcome = finishing(within: 20) { try session.load(Reentrant.self, for: "r")?.marker }
+            guard let outcome else { Issue.record("a load whose decoding grows the map deadlocked"); return }
+            #expect(try outcome.get() == 5)
+            #expect(try store.session("other").load(Data.self, for: "big")?.count == 2 << 20)
         }
     }
 

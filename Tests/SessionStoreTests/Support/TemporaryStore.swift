@@ -1,5 +1,6 @@
 import CLMDB
 import Foundation
+import Synchronization
 @testable import SessionStore
 
 /// A fresh directory under the system's temporary directory, removed on `remove()`.
@@ -92,4 +93,21 @@ func productURL(_ name: String) -> URL {
     }
     let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? "")
     return exe.deletingLastPathComponent().appendingPathComponent(name)
+}
+
+/// Runs `body` on a thread of its own and waits at most `seconds` for it.
+///
+/// - Returns: `body`'s result, or nil when it did not finish in time (the thread is left
+///   behind: the caller records the hang, and the process ends with the test run).
+func finishing<R: Sendable>(within seconds: Double, _ body: @escaping @Sendable () throws -> R) -> Result<R, any Error>? {
+    let done = DispatchSemaphore(value: 0)
+    let box = Mutex<Result<R, any Error>?>(nil)
+    let thread = Thread {
+        let result = Result { try body() }
+        box.withLock { $0 = result }
+        done.signal()
+    }
+    thread.start()
+    guard done.wait(timeout: .now() + seconds) == .success else { return nil }
+    return box.withLock { $0 }
 }
