@@ -3,10 +3,14 @@
 //   sessionstore-child put <path> <session> <key> <text>   saves a String, prints the previous value
 //   sessionstore-child get <path> <session> <key>          prints the String value or "(nil)"
 //   sessionstore-child fill <path> <session> <count> <bytes> saves <count> Data values of <bytes> each
+//   sessionstore-child stall-write <path>              grows a 1 MiB map with a 3 MiB value, prints
+//                                                        "grown", then stops itself (SIGSTOP) inside
+//                                                        its next write transaction; prints "done"
 //   sessionstore-child types save|load <path>           saves, or loads and checks, values of a
 //                                                        private, a local, a generic and a nested type
 import Foundation
 import SessionStore
+import Synchronization
 
 func fail(_ message: String) -> Never {
     FileHandle.standardError.write(Data((message + "\n").utf8))
@@ -62,6 +66,18 @@ do {
             try session.save(Data(repeating: UInt8(index & 0xFF), count: size), for: "fill\(index)")
         }
         print("filled \(count)")
+        try store.close()
+    case ("stall-write", 2):
+        let store = try SessionStore(path: arguments[1], configuration: .init(mapSize: 1 << 20))
+        let session = try store.session("grow")
+        try session.save(Data(count: 3 << 20), for: "big")
+        FileHandle.standardOutput.write(Data("grown\n".utf8))
+        let stopped = Atomic<Bool>(false)
+        TestHooks.insideWrite.set { _ in
+            if !stopped.exchange(true, ordering: .relaxed) { raise(SIGSTOP) }
+        }
+        try session.save("after", for: "late")
+        print("done")
         try store.close()
     case ("types", 3) where ["save", "load"].contains(arguments[1]):
         try storeTypes(arguments[2], save: arguments[1] == "save")

@@ -35,6 +35,8 @@ final class Environment: @unchecked Sendable {
     private let handle: OpaquePointer
     let path: String
     private let gate = ReadWriteGate()
+    /// Taken by every write before LMDB's writer lock, outside `gate` (see ``WriterLock``).
+    let writerLock: WriterLock
     private var isClosed = false
     /// Set when `mdb_env_set_mapsize` failed: LMDB may have unmapped the file, so no
     /// transaction may begin until the store is reopened.
@@ -79,6 +81,7 @@ final class Environment: @unchecked Sendable {
     ///
     /// - Throws: ``LMDBError`` with the code of the failing call (for example `EACCES`).
     init(path: String, options: Options) throws(LMDBError) {
+        writerLock = try WriterLock(directory: path)
         var env: OpaquePointer?
         try LMDBError.check(mdb_env_create(&env), "mdb_env_create")
         guard let env else { throw LMDBError(code: ENOMEM, function: "mdb_env_create") }
@@ -273,11 +276,17 @@ final class Environment: @unchecked Sendable {
 
     /// Runs `body` in a write transaction; commits when it returns, aborts when it throws.
     ///
-    /// Only one write transaction runs at a time (LMDB serialises writers with a lock in
-    /// the lock file). Callers that may hit `MDB_MAP_FULL` call ``grow(ceiling:)`` after
+    /// Only one write transaction runs at a time (``writerLock`` among SessionStore
+    /// processes, then LMDB's writer lock in the lock file). Callers that may hit `MDB_MAP_FULL` call ``grow(ceiling:)`` after
     /// this returns the error, then retry.
+    /// Takes ``writerLock`` first (reentrant: a caller may hold it around this call), so
+    /// that waiting for another process's write never holds `gate`.
     @discardableResult
     func write<R>(_ body: (Transaction) throws -> R) throws -> R {
+        try writerLock.withLock { try writeHoldingWriterLock(body) }
+    }
+
+    private func writeHoldingWriterLock<R>(_ body: (Transaction) throws -> R) throws -> R {
         while true {
             let outcome: Result<R, LMDBError>? = try gate.withShared { () throws -> Result<R, LMDBError>? in
                 if let error = unavailable("mdb_txn_begin") { return .failure(error) }
@@ -287,6 +296,7 @@ final class Environment: @unchecked Sendable {
                 if rc != 0 { return .failure(LMDBError(code: rc, function: "mdb_txn_begin(write)")) }
                 let value: R
                 do {
+                    TestHooks.insideWrite.run(path)
                     value = try body(Transaction(handle: txn!))
                 } catch {
                     mdb_txn_abort(txn)

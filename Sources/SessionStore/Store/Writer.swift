@@ -350,39 +350,54 @@ final class Writer: Sendable {
     /// Commits `batch` in one transaction, growing the map when it is full.
     private func commit(_ batch: [Request]) -> Result<[[OperationResult]], SessionStoreError> {
         while true {
-            do {
-                var (id, results) = try environment.write { txn in
-                    // Loads that see this commit before `applyToCache` must not take it for
-                    // another process's and empty the cache.
-                    announce(batch, commit: txn.id)
-                    // One cursor for the batch: a put that returns the previous record finds
-                    // the key with it, then replaces the value where the cursor stands.
-                    return try txn.withCursor(records) { cursor in
-                        (txn.id, try batch.map { request in try apply(request.operations, in: txn, cursor: &cursor) })
-                    }
-                }
-                applyToCache(batch, &results, commit: id)
+            // The cache is settled (applied or withdrawn) before the writer lock is released:
+            // another SessionStore process may commit only after that, so it cannot reuse the
+            // id of an aborted or empty commit while this cache still counts it as its own.
+            let outcome = environment.writerLock.withLock { attempt(batch) }
+            switch outcome {
+            case .success(let results):
                 return .success(results)
-            } catch let error as LMDBError where error.code == LMDBError.mapFull {
-                cache.withdrawCommit()
+            case .failure(let error as LMDBError) where error.code == LMDBError.mapFull:
                 do {
                     if try environment.grow(ceiling: mapCeiling) { continue }
                 } catch {
                     return .failure(SessionStoreError(error, while: "growing the map"))
                 }
                 return .failure(SessionStoreError(.mapFull, "the write does not fit: the store reached its maximum map size of \(mapCeiling ?? environment.mapSize) bytes; raise Configuration.maxMapSize or remove data"))
-            } catch let error as LMDBError {
-                cache.withdrawCommit()
+            case .failure(let error as LMDBError):
                 let failure = SessionStoreError(error, while: "committing a write")
                 if error.isIOFailure || error.code == LMDBError.panic {
                     refuse(failure)
                     return .failure(SessionStoreError(.ioFailure, failure.message))
                 }
                 return .failure(failure)
-            } catch {
-                cache.withdrawCommit()
+            case .failure(let error):
                 return .failure(SessionStoreError(.storageFailure, "committing a write: \(error)"))
             }
+        }
+    }
+
+    /// One try at committing `batch`, with the cache settled whatever the outcome. Call
+    /// holding the writer lock.
+    private func attempt(_ batch: [Request]) -> Result<[[OperationResult]], any Error> {
+        do {
+            var (id, results) = try environment.write { txn in
+                // Loads that see this commit before `applyToCache` must not take it for
+                // another process's and empty the cache.
+                announce(batch, commit: txn.id)
+                // One cursor for the batch: a put that returns the previous record finds
+                // the key with it, then replaces the value where the cursor stands.
+                return try txn.withCursor(records) { cursor in
+                    (txn.id, try batch.map { request in try apply(request.operations, in: txn, cursor: &cursor) })
+                }
+            }
+            TestHooks.beforeSettlingCommit.run(environment.path)
+            applyToCache(batch, &results, commit: id)
+            return .success(results)
+        } catch {
+            TestHooks.beforeSettlingCommit.run(environment.path)
+            cache.withdrawCommit()
+            return .failure(error)
         }
     }
 
