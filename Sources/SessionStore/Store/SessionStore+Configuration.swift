@@ -24,6 +24,10 @@ extension SessionStore {
         public var durability: Durability
         /// How many decoded values the read-through cache keeps (0 disables it).
         public var cacheCapacity: Int
+        /// How many bytes the cached values may cost together, each costing its encoded
+        /// record's size plus its key's; 64 MiB by default. A value costing more than the
+        /// whole budget is loaded from LMDB every time, never cached.
+        public var cacheByteLimit: Int
         /// The initial size of LMDB's memory map in bytes; it grows by itself when full.
         public var mapSize: Int
         /// The largest the map may grow to, or nil for no limit; writes past it throw `.mapFull`.
@@ -40,6 +44,7 @@ extension SessionStore {
         public init(
             durability: Durability = .durable,
             cacheCapacity: Int = 10_000,
+            cacheByteLimit: Int = 64 << 20,
             mapSize: Int = 64 << 20,
             maxMapSize: Int? = nil,
             sessionTTL: Duration = .seconds(24 * 60 * 60),
@@ -49,6 +54,7 @@ extension SessionStore {
         ) {
             self.durability = durability
             self.cacheCapacity = cacheCapacity
+            self.cacheByteLimit = cacheByteLimit
             self.mapSize = mapSize
             self.maxMapSize = maxMapSize
             self.sessionTTL = sessionTTL
@@ -65,6 +71,7 @@ extension SessionStore {
                 throw fail("maxMapSize \(maxMapSize) is smaller than mapSize \(mapSize)")
             }
             if cacheCapacity < 0 { throw fail("cacheCapacity must not be negative (got \(cacheCapacity))") }
+            if cacheByteLimit < 0 { throw fail("cacheByteLimit must not be negative (got \(cacheByteLimit))") }
             if maxValueSize <= 0 { throw fail("maxValueSize must be positive (got \(maxValueSize))") }
             if instanceLimit <= 0 { throw fail("instanceLimit must be positive (got \(instanceLimit))") }
             if sessionTTL <= .zero || instanceTTL <= .zero { throw fail("sessionTTL and instanceTTL must be positive") }

@@ -75,7 +75,7 @@ public final class SessionStore: Sendable {
             maxKeySize = environment.maxKeySize
             encoder = CBOREncoder()
             decoder = CBORDecoder()
-            cache = ValueCache(capacity: configuration.cacheCapacity)
+            cache = ValueCache(capacity: configuration.cacheCapacity, byteLimit: configuration.cacheByteLimit)
             do {
                 try Self.checkFormat(environment, metadata, path: path)
             } catch {
@@ -241,7 +241,7 @@ public final class SessionStore: Sendable {
             guard let copied else { return nil }
             recordReadCount.add(1, ordering: .relaxed)
             let value = try Record.decode(V.self, from: copied, key: scope.describe(key), decoder: decoder)
-            if cache.isEnabled { cache.insert(ValueBox(value), for: recordKey, readAt: snapshot) }
+            if cache.isEnabled { cache.insert(ValueBox(value), for: recordKey, readAt: snapshot, cost: copied.count) }
             return value
         }
     }

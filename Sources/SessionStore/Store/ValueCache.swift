@@ -6,6 +6,10 @@ import Darwin
 
 /// A bounded read-through cache of decoded values, keyed by record key bytes.
 ///
+/// Bounded twice: by entries (`capacity`) and by bytes (`byteLimit`), each entry costing
+/// its record's encoded size plus its key's. A value that costs more than the whole byte
+/// budget is not kept.
+///
 /// It is consistent with one LMDB snapshot id, its `generation`:
 /// - a load first learns the newest snapshot id; a newer id than the generation means a
 ///   commit the cache has not seen (another process's), and the cache is emptied;
@@ -29,6 +33,8 @@ final class ValueCache: Sendable {
         /// Nil marks a free position.
         var value: CachedValue?
         var referenced: Bool
+        /// The entry's share of the byte budget.
+        var cost = 0
     }
 
     private struct State {
@@ -40,6 +46,8 @@ final class ValueCache: Sendable {
         /// of two, kept at least twice the number of entries so probe runs stay short.
         var table = [Int32](repeating: 0, count: 16)
         var count = 0
+        /// The summed cost of the entries.
+        var bytes = 0
         var hand = 0
         var generation = 0
         /// The id of this process's commit in flight, announced by the writer.
@@ -55,20 +63,24 @@ final class ValueCache: Sendable {
 
     /// A change of one committed write, applied by ``apply(commit:changes:)``.
     enum Change {
-        case set([UInt8], CachedValue)
+        /// `cost`: the encoded record's size in bytes.
+        case set([UInt8], CachedValue, cost: Int = 0)
         case remove([UInt8])
         /// The keys a prefix delete removed; `prefix` covers them when the cache is behind.
         case removeKeys([[UInt8]], prefix: [UInt8])
     }
 
     let capacity: Int
+    /// The most bytes the entries may cost together.
+    let byteLimit: Int
     /// Random per cache, so which keys collide cannot be chosen from outside.
     private let seed: UInt64
     private let state: Lock<State>
 
-    init(capacity: Int) {
+    init(capacity: Int, byteLimit: Int = .max) {
         // The table holds Int32 positions.
         self.capacity = min(capacity, Int(Int32.max) / 4)
+        self.byteLimit = byteLimit
         seed = UInt64.random(in: .min ... .max)
         state = Lock(State())
     }
@@ -82,6 +94,9 @@ final class ValueCache: Sendable {
 
     /// Entries held now.
     var count: Int { state.withLock { $0.count } }
+
+    /// The summed cost of the entries held now, in bytes.
+    var byteCount: Int { state.withLock { $0.bytes } }
 
     /// The cached value for `key` as of snapshot `snapshot`, or nil on a miss.
     func value(for key: UnsafeRawBufferPointer, snapshot: Int) -> CachedValue? {
@@ -116,8 +131,8 @@ final class ValueCache: Sendable {
         return !state.inFlightHashes.contains(hash) && !state.inFlightPrefixes.contains(where: { key.starts(with: $0) })
     }
 
-    /// Inserts a value read from LMDB at snapshot `snapshot`.
-    func insert(_ value: CachedValue, for key: [UInt8], readAt snapshot: Int) {
+    /// Inserts a value read from LMDB at snapshot `snapshot`; `cost` is its record's size.
+    func insert(_ value: CachedValue, for key: [UInt8], readAt snapshot: Int, cost: Int = 0) {
         guard capacity > 0 else { return }
         let hash = key.withUnsafeBytes { Self.hash($0, seed: seed) }
         state.withLock { state in
@@ -128,7 +143,7 @@ final class ValueCache: Sendable {
                 Self.clear(&state)
                 state.generation = snapshot
             }
-            store(value, for: key, hash: hash, in: &state)
+            store(value, for: key, hash: hash, cost: cost, in: &state)
         }
     }
 
@@ -172,7 +187,7 @@ final class ValueCache: Sendable {
         guard capacity > 0 else { return [:] }
         let hashed = changes.map { change -> (Change, UInt64) in
             switch change {
-            case .set(let key, _), .remove(let key): (change, key.withUnsafeBytes { Self.hash($0, seed: seed) })
+            case .set(let key, _, _), .remove(let key): (change, key.withUnsafeBytes { Self.hash($0, seed: seed) })
             case .removeKeys: (change, 0)
             }
         }
@@ -197,7 +212,7 @@ final class ValueCache: Sendable {
                 // The cache already moved past this commit; its values may be stale.
                 for (change, hash) in hashed {
                     switch change {
-                    case .set(let key, _), .remove(let key): remove(key, hash: hash, from: &state)
+                    case .set(let key, _, _), .remove(let key): remove(key, hash: hash, from: &state)
                     case .removeKeys(_, let prefix): removeAll(withPrefix: prefix, from: &state)
                     }
                 }
@@ -217,7 +232,7 @@ final class ValueCache: Sendable {
     @discardableResult
     private func apply(_ change: Change, hash: UInt64, to state: inout State) -> CachedValue? {
         switch change {
-        case .set(let key, let value): return store(value, for: key, hash: hash, in: &state)
+        case .set(let key, let value, let cost): return store(value, for: key, hash: hash, cost: cost, in: &state)
         case .remove(let key): remove(key, hash: hash, from: &state)
         case .removeKeys(let keys, _):
             for key in keys { remove(key, hash: key.withUnsafeBytes { Self.hash($0, seed: seed) }, from: &state) }
@@ -225,16 +240,27 @@ final class ValueCache: Sendable {
         return nil
     }
 
-    /// Stores `value` under `key`; returns the value it replaced.
+    /// Stores `value` under `key`, then evicts until the budget holds; returns the value it replaced.
     @discardableResult
-    private func store(_ value: CachedValue, for key: [UInt8], hash: UInt64, in state: inout State) -> CachedValue? {
+    private func store(_ value: CachedValue, for key: [UInt8], hash: UInt64, cost recordCost: Int, in state: inout State) -> CachedValue? {
+        let cost = recordCost &+ key.count
         if let slot = key.withUnsafeBytes({ Self.find($0, hash: hash, in: state) }) {
             let position = Int(state.table[slot]) - 1
             let old = state.entries[position].value
+            guard cost <= byteLimit else {
+                // Too large to keep: the old value is stale now, so it goes.
+                unlink(position, from: &state)
+                state.free.append(position)
+                return old
+            }
             state.entries[position].value = value
             state.entries[position].referenced = true
+            state.bytes += cost - state.entries[position].cost
+            state.entries[position].cost = cost
+            evictOverBudget(keeping: position, &state)
             return old
         }
+        guard cost <= byteLimit else { return nil }
         let position: Int
         if let reused = state.free.popLast() {
             position = reused
@@ -242,25 +268,35 @@ final class ValueCache: Sendable {
             position = state.entries.count
             state.entries.append(Entry(key: [], hash: 0, value: nil, referenced: false))
         } else {
-            position = evict(&state)
+            evictOne(keeping: nil, &state)
+            position = state.free.popLast()!
         }
         if (state.count + 1) * 2 > state.table.count { Self.grow(&state) }
-        state.entries[position] = Entry(key: key, hash: hash, value: value, referenced: false)
+        state.entries[position] = Entry(key: key, hash: hash, value: value, referenced: false, cost: cost)
         state.count += 1
+        state.bytes += cost
         Self.link(position, hash: hash, in: &state)
+        evictOverBudget(keeping: position, &state)
         return nil
     }
 
-    /// Frees one entry by the CLOCK rule and returns its position. All entries are in use.
-    private func evict(_ state: inout State) -> Int {
+    /// Evicts entries other than `kept` while the entries cost more than the byte budget.
+    private func evictOverBudget(keeping kept: Int, _ state: inout State) {
+        while state.bytes > byteLimit && state.count > 1 { evictOne(keeping: kept, &state) }
+    }
+
+    /// Frees one entry other than `kept` by the CLOCK rule, putting its position on the free list.
+    private func evictOne(keeping kept: Int?, _ state: inout State) {
         while true {
             let position = state.hand
             state.hand = (state.hand + 1) % state.entries.count
+            guard position != kept, state.entries[position].value != nil else { continue }
             if state.entries[position].referenced {
                 state.entries[position].referenced = false
             } else {
                 unlink(position, from: &state)
-                return position
+                state.free.append(position)
+                return
             }
         }
     }
@@ -305,6 +341,8 @@ final class ValueCache: Sendable {
             }
         }
         state.table[hole] = 0
+        state.bytes -= state.entries[position].cost
+        state.entries[position].cost = 0
         state.entries[position].value = nil
         state.entries[position].key = []
         state.count -= 1
@@ -351,6 +389,7 @@ final class ValueCache: Sendable {
         state.free.removeAll(keepingCapacity: true)
         for slot in state.table.indices { state.table[slot] = 0 }
         state.count = 0
+        state.bytes = 0
         state.hand = 0
     }
 

@@ -431,9 +431,9 @@ final class Writer: Sendable {
             for (operationIndex, operation) in request.operations.enumerated() {
                 let result = results[requestIndex][operationIndex]
                 switch operation {
-                case .put(let key, _, let value, _): changes.append(.set(key, value))
-                case .insert(let key, _, let value):
-                    if result.count == 1 { changes.append(.set(key, value)) } else { continue }
+                case .put(let key, let record, let value, _): changes.append(.set(key, value, cost: record.count))
+                case .insert(let key, let record, let value):
+                    if result.count == 1 { changes.append(.set(key, value, cost: record.count)) } else { continue }
                 // Only changes that dirtied a page count: a transaction that changed
                 // nothing commits no new snapshot, so its id is not a real commit.
                 case .delete(let key, _):

@@ -54,6 +54,42 @@ import Testing
         }
     }
 
+    @Test func theDefaultCacheHoldsAtMostItsByteBudgetOfLargeValues() async throws {
+        // 96 values of 1 MiB fit the default entry capacity (10,000) many times over; the
+        // default byte budget (64 MiB) must bound them, by saves and by loads alike.
+        let configuration = SessionStore.Configuration(durability: .relaxed(syncInterval: .seconds(10)))
+        try await withTemporaryStore(configuration) { store, _ in
+            let session = try store.session("s")
+            let value = Data(repeating: 7, count: 1 << 20)
+            for index in 0..<96 { try session.save(value, for: "v\(index)") }
+            #expect(store.cache.count <= 64, "\(store.cache.count) values of 1 MiB cached")
+            store.cache.removeAll()
+            for index in 0..<96 { #expect(try session.load(Data.self, for: "v\(index)")?.count == 1 << 20) }
+            #expect(store.cache.count <= 64, "\(store.cache.count) values of 1 MiB cached after loads")
+        }
+    }
+
+    @Test func aConfiguredByteBudgetBoundsTheCacheAndAValueLargerThanItIsNotCached() async throws {
+        try await withTemporaryStore(.init(cacheByteLimit: 100_000)) { store, _ in
+            let session = try store.session("s")
+            for index in 0..<50 { try session.save(Data(count: 10_000), for: "v\(index)") }
+            #expect(store.cache.byteCount <= 100_000)
+            #expect(store.cache.count >= 5 && store.cache.count < 10, "\(store.cache.count) entries")
+            // Larger than the whole budget: stored and loaded, never cached.
+            try session.save(Data(count: 200_000), for: "huge")
+            let reads = store.recordReads
+            #expect(try session.load(Data.self, for: "huge")?.count == 200_000)
+            #expect(try session.load(Data.self, for: "huge")?.count == 200_000)
+            #expect(store.recordReads == reads + 2)
+            #expect(store.cache.byteCount <= 100_000)
+            // A small value replacing the huge one is cached again.
+            try session.save(Data(count: 10), for: "huge")
+            let before = store.recordReads
+            #expect(try session.load(Data.self, for: "huge")?.count == 10)
+            #expect(store.recordReads == before)
+        }
+    }
+
     @Test func aDisabledCacheStillLoads() async throws {
         try await withTemporaryStore(.init(cacheCapacity: 0)) { store, _ in
             let session = try store.session("s")

@@ -85,6 +85,29 @@ import Testing
         #expect(cache.count == keys.count - doomed.count)
     }
 
+    @Test func underAByteBudgetItNeverHoldsMoreBytesThanTheBudgetAndNeverServesAStaleValue() {
+        var random = SplitMix.fromEnvironment()
+        let seed = random.state
+        let limit = 50_000
+        let cache = ValueCache(capacity: 1_000, byteLimit: limit)
+        var model: [[UInt8]: Int] = [:]
+        for commit in 1...5_000 {
+            let key = Self.key(Int(random.next() % 300))
+            // Costs from tiny to more than the whole budget.
+            let cost = Int(random.next() % 8 == 0 ? random.next() % 80_000 : random.next() % 3_000)
+            cache.apply(commit: commit, changes: [.set(key, ValueBox(commit), cost: cost)])
+            model[key] = commit
+            #expect(cache.byteCount <= limit, "seed \(seed)")
+            if let cached = Self.read(cache, key, at: commit) {
+                #expect(cached == model[key], "seed \(seed)")
+            } else {
+                #expect(cost + key.count > limit, "a value within the budget was not kept, seed \(seed)")
+            }
+            let probe = Self.key(Int(random.next() % 300))
+            if let cached = Self.read(cache, probe, at: commit) { #expect(cached == model[probe], "seed \(seed)") }
+        }
+    }
+
     @Test func aNewerSnapshotEmptiesItAndAnOlderReadIsNotInserted() {
         let cache = ValueCache(capacity: 10)
         let key = Self.key(1)
