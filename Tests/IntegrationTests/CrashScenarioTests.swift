@@ -15,6 +15,8 @@ enum CrashScenarios {
         IOFaultScenario(name: "io-sync-eio", fault: .shim(kind: "sync", errno: "EIO", sticky: false)),
         IOFaultScenario(name: "io-sync-eio-sticky", fault: .shim(kind: "sync", errno: "EIO", sticky: true), tasks: 2),
         IOFaultScenario(name: "io-meta-write-eio", fault: .shim(kind: "meta-write", errno: "EIO", sticky: false), tasks: 2),
+        IOFaultScenario(name: "io-meta-write-enospc", fault: .shim(kind: "meta-write", errno: "ENOSPC", sticky: false)),
+        IOFaultScenario(name: "io-data-write-edquot", fault: .shim(kind: "data-write", errno: "EDQUOT", sticky: false), tasks: 2),
         IOFaultScenario(name: "io-relaxed-sync-eio", fault: .shim(kind: "sync", errno: "EIO", sticky: false), tasks: 2, relaxedMilliseconds: 30),
         IOFaultScenario(name: "io-rlimit-fsize", fault: .fileSizeLimit, tasks: 2),
     ]

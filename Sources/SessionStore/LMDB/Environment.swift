@@ -32,7 +32,14 @@ final class Environment: @unchecked Sendable {
         var fileMode: mode_t = 0o600
     }
 
-    private let handle: OpaquePointer
+    /// The environment handle, replaced only by ``recoverAfterFailedWrite()`` with `gate`
+    /// held exclusively. Behind a pointer: a class `var` would cost a run-time exclusivity
+    /// check on every transaction.
+    private let handleBox = UnsafeMutablePointer<OpaquePointer>.allocate(capacity: 1)
+    private var handle: OpaquePointer { handleBox.pointee }
+    private let options: Options
+    /// The named databases opened so far, in order, to open again after a reopen.
+    private let databases = Lock<[(name: String, dbi: MDB_dbi)]>([])
     let path: String
     private let gate = ReadWriteGate()
     /// Taken by every write before LMDB's writer lock, outside `gate` (see ``WriterLock``).
@@ -82,6 +89,15 @@ final class Environment: @unchecked Sendable {
     /// - Throws: ``LMDBError`` with the code of the failing call (for example `EACCES`).
     init(path: String, options: Options) throws(LMDBError) {
         writerLock = try WriterLock(directory: path)
+        let (env, mapSize) = try Self.open(path: path, options: options)
+        handleBox.initialize(to: env)
+        currentMapSize = max(mapSize, options.mapSize)
+        self.options = options
+        self.path = path
+    }
+
+    /// Creates and opens an environment handle; returns it and the map size LMDB reports.
+    private static func open(path: String, options: Options) throws(LMDBError) -> (OpaquePointer, Int) {
         var env: OpaquePointer?
         try LMDBError.check(mdb_env_create(&env), "mdb_env_create")
         guard let env else { throw LMDBError(code: ENOMEM, function: "mdb_env_create") }
@@ -96,17 +112,16 @@ final class Environment: @unchecked Sendable {
             try LMDBError.check(mdb_reader_check(env, &dead), "mdb_reader_check")
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(env, &info), "mdb_env_info")
-            currentMapSize = max(info.me_mapsize, options.mapSize)
+            return (env, info.me_mapsize)
         } catch {
             mdb_env_close(env)
             throw error
         }
-        handle = env
-        self.path = path
     }
 
     deinit {
         close()
+        handleBox.deallocate()
     }
 
     /// How many forced syncs (`mdb_env_sync`) ran since open.
@@ -126,16 +141,76 @@ final class Environment: @unchecked Sendable {
             guard !isClosed else { return }
             isClosed = true
             usable.store(false, ordering: .relaxed)
-            probe.withLock { reader in
-                if let reader { mdb_txn_abort(reader.txn) }
-                reader = nil
-            }
-            idleReaders.withLock { readers in
-                for reader in readers { mdb_txn_abort(reader.txn) }
-                readers.removeAll()
-            }
+            abortIdleReaders()
             mdb_env_close(handle)
         }
+    }
+
+    /// Aborts the probe and the pooled read transactions. Hold `gate` exclusively.
+    private func abortIdleReaders() {
+        probe.withLock { reader in
+            if let reader { mdb_txn_abort(reader.txn) }
+            reader = nil
+        }
+        idleReaders.withLock { readers in
+            for reader in readers { mdb_txn_abort(reader.txn) }
+            readers.removeAll()
+        }
+    }
+
+    /// After a write failed, reopens the environment if LMDB marked it failed (`MDB_PANIC`:
+    /// a meta page write failed), so that the store goes on once the cause is gone.
+    ///
+    /// For out-of-space failures only: the failed commit's pages are referenced by no meta
+    /// page, and LMDB wrote the previous meta page back. Reopens the named databases in
+    /// their first order, which gives them the same handles. Hold ``writerLock``.
+    ///
+    /// - Returns: whether it reopened.
+    /// - Throws: when the reopen failed; the environment is then unusable until the store reopens.
+    @discardableResult
+    func recoverAfterFailedWrite() throws(LMDBError) -> Bool {
+        try writerLock.withLock { () throws(LMDBError) -> Bool in
+            try gate.withExclusive { () throws(LMDBError) -> Bool in
+                if let error = unavailable("mdb_txn_begin") { throw error }
+                var txn: OpaquePointer?
+                let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+                if rc != LMDBError.panic {
+                    if rc == 0 { mdb_txn_abort(txn) }
+                    return false
+                }
+                abortIdleReaders()
+                mdb_env_close(handle)
+                do throws(LMDBError) {
+                    var reopenOptions = options
+                    reopenOptions.mapSize = currentMapSize
+                    let (env, mapSize) = try Self.open(path: path, options: reopenOptions)
+                    handleBox.pointee = env
+                    currentMapSize = max(mapSize, currentMapSize)
+                    try reopenDatabases()
+                } catch {
+                    broken = error
+                    usable.store(false, ordering: .relaxed)
+                    throw error
+                }
+                return true
+            }
+        }
+    }
+
+    /// Opens the named databases again, in order, checking each gets its old handle.
+    private func reopenDatabases() throws(LMDBError) {
+        let opened = databases.withLock { $0 }
+        guard !opened.isEmpty else { return }
+        var txn: OpaquePointer?
+        try LMDBError.check(mdb_txn_begin(handle, nil, 0, &txn), "mdb_txn_begin(write)")
+        for database in opened {
+            var dbi: MDB_dbi = 0
+            let rc = mdb_dbi_open(txn, database.name, 0, &dbi)
+            if rc == 0 && dbi == database.dbi { continue }
+            mdb_txn_abort(txn)
+            throw LMDBError(code: rc == 0 ? LMDBError.badDatabase : rc, function: "mdb_dbi_open(\(database.name)) after reopening")
+        }
+        try LMDBError.check(mdb_txn_commit(txn), "mdb_txn_commit")
     }
 
     /// Frees the reader slots of processes that died inside a read transaction.
@@ -166,6 +241,7 @@ final class Environment: @unchecked Sendable {
         try write { txn in
             var dbi: MDB_dbi = 0
             try LMDBError.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open(\(name))")
+            databases.withLock { $0.append((name, dbi)) }
             return dbi
         }
     }

@@ -41,6 +41,8 @@ struct LMDBError: Error, Equatable, CustomStringConvertible {
     static let mapResized: Int32 = MDB_MAP_RESIZED
     /// `MDB_BAD_TXN`: the transaction had an error and must be aborted.
     static let badTransaction: Int32 = MDB_BAD_TXN
+    /// `MDB_BAD_DBI`: the database handle is not (or no longer) valid.
+    static let badDatabase: Int32 = MDB_BAD_DBI
     /// `MDB_BAD_VALSIZE`: the key is empty or longer than the key limit, or a value too large.
     static let badValueSize: Int32 = MDB_BAD_VALSIZE
 
@@ -56,7 +58,12 @@ struct LMDBError: Error, Equatable, CustomStringConvertible {
 
     /// Whether the code is an operating-system I/O failure (as opposed to an LMDB condition).
     var isIOFailure: Bool {
-        code == EIO || code == ENOSPC || code == EDQUOT || code == EFBIG || code == EROFS
+        code == EIO || isOutOfSpace || code == EROFS
+    }
+
+    /// Whether the code says the disk, the quota or the file size limit is full.
+    var isOutOfSpace: Bool {
+        code == ENOSPC || code == EDQUOT || code == EFBIG
     }
 
     var description: String {

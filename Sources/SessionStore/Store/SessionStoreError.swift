@@ -36,8 +36,12 @@ public struct SessionStoreError: Error, Sendable, Equatable, CustomStringConvert
         public static let invalidPath = Code(rawValue: "invalidPath")
         /// The process may not read or write the store's directory or files.
         public static let permissionDenied = Code(rawValue: "permissionDenied")
-        /// A disk write or sync failed; since an unsynced commit may be lost, writes are
-        /// refused until the store is reopened.
+        /// A disk write or sync failed. ``SessionStoreError/errorNumber`` tells why.
+        ///
+        /// Out of space (``SessionStoreError/isOutOfSpace``: `ENOSPC`, `EDQUOT`, `EFBIG`):
+        /// the failed write stored nothing and the store goes on; writes succeed again once
+        /// space is freed. Any other cause (`EIO`, a failed sync): an unsynced commit may be
+        /// lost, so writes are refused until the store is reopened.
         public static let ioFailure = Code(rawValue: "ioFailure")
         /// The configuration is not usable (for example a map size below the minimum).
         public static let invalidConfiguration = Code(rawValue: "invalidConfiguration")
@@ -52,10 +56,23 @@ public struct SessionStoreError: Error, Sendable, Equatable, CustomStringConvert
     public let code: Code
     /// A readable explanation naming the key, id or path concerned.
     public let message: String
+    /// The operating system's error number behind the error (`ENOSPC`, `EIO`, `EACCES`, ...),
+    /// or nil when the cause was not a system call's failure.
+    public let errorNumber: Int32?
 
-    public init(_ code: Code, _ message: String) {
+    public init(_ code: Code, _ message: String, errorNumber: Int32? = nil) {
         self.code = code
         self.message = message
+        self.errorNumber = errorNumber
+    }
+
+    /// Whether the cause was a full disk, quota or file size limit (`ENOSPC`, `EDQUOT`, `EFBIG`).
+    ///
+    /// When a commit hit it, nothing of the write was stored and the store goes on. A
+    /// relaxed-mode periodic sync that fails this way still refuses later writes until a
+    /// reopen, as every failed sync does; the refusal's message says so.
+    public var isOutOfSpace: Bool {
+        errorNumber.map { $0 == ENOSPC || $0 == EDQUOT || $0 == EFBIG } ?? false
     }
 
     public var description: String { "SessionStoreError.\(code): \(message)" }
@@ -64,6 +81,8 @@ public struct SessionStoreError: Error, Sendable, Equatable, CustomStringConvert
 extension SessionStoreError {
     /// Maps an LMDB result to the store's error, naming what was being done.
     init(_ error: LMDBError, while action: String) {
+        // LMDB's own codes are negative; positive codes are errno values.
+        let number = error.code > 0 ? error.code : nil
         switch error.code {
         case LMDBError.mapFull:
             self.init(.mapFull, "\(action): the store reached its maximum map size; raise Configuration.maxMapSize or remove data (\(error))")
@@ -72,11 +91,13 @@ extension SessionStoreError {
         case LMDBError.corrupted, LMDBError.invalid, LMDBError.versionMismatch:
             self.init(.corruptedRecord, "\(action): the store's files are damaged or not LMDB files (\(error))")
         case EACCES, EPERM:
-            self.init(.permissionDenied, "\(action): permission denied (\(error))")
+            self.init(.permissionDenied, "\(action): permission denied (\(error))", errorNumber: number)
+        case _ where error.isOutOfSpace:
+            self.init(.ioFailure, "\(action): out of space, the disk, a quota or the file size limit is full (\(error))", errorNumber: number)
         case _ where error.isIOFailure:
-            self.init(.ioFailure, "\(action): a disk write or sync failed (\(error))")
+            self.init(.ioFailure, "\(action): a disk write or sync failed (\(error))", errorNumber: number)
         default:
-            self.init(.storageFailure, "\(action): \(error)")
+            self.init(.storageFailure, "\(action): \(error)", errorNumber: number)
         }
     }
 }

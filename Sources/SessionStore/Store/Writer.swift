@@ -33,7 +33,8 @@ struct OperationResult: Sendable {
 /// batch fails for a reason that may belong to one request (map full at the ceiling,
 /// transaction too large), its requests are committed again one by one. After a disk
 /// write or sync fails, every later request is refused until the store is reopened,
-/// because LMDB may have lost the failed commit's pages.
+/// because LMDB may have lost the failed commit's pages; running out of space is the
+/// exception: the failed commit stored nothing, and the next one may succeed.
 final class Writer: Sendable {
     private struct Request {
         var operations: [WriteOperation]
@@ -296,7 +297,7 @@ final class Writer: Sendable {
             refuse(failure)
             queue.withLock { queue in
                 if queue.lostSync == nil {
-                    queue.lostSync = SessionStoreError(.ioFailure, "a relaxed-mode sync failed, so writes acknowledged since the previous sync may be lost: \(failure.message)")
+                    queue.lostSync = SessionStoreError(.ioFailure, "a relaxed-mode sync failed, so writes acknowledged since the previous sync may be lost: \(failure.message)", errorNumber: failure.errorNumber)
                 }
             }
         }
@@ -306,7 +307,7 @@ final class Writer: Sendable {
     private func refuse(_ error: SessionStoreError) {
         queue.withLock { queue in
             if queue.refusal == nil {
-                queue.refusal = SessionStoreError(.ioFailure, "an earlier write failed on disk, so writes are refused until the store is reopened: \(error.message)")
+                queue.refusal = SessionStoreError(.ioFailure, "an earlier write failed on disk, so writes are refused until the store is reopened: \(error.message)", errorNumber: error.errorNumber)
             }
         }
     }
@@ -364,11 +365,22 @@ final class Writer: Sendable {
                     return .failure(SessionStoreError(error, while: "growing the map"))
                 }
                 return .failure(SessionStoreError(.mapFull, "the write does not fit: the store reached its maximum map size of \(mapCeiling ?? environment.mapSize) bytes; raise Configuration.maxMapSize or remove data"))
+            case .failure(let error as LMDBError) where error.isOutOfSpace:
+                // The failed commit's pages are referenced by no meta page: nothing was
+                // stored and nothing acknowledged is at risk, so the store goes on, reopening
+                // the environment if LMDB marked it failed (a meta page write failed).
+                let failure = SessionStoreError(error, while: "committing a write")
+                do {
+                    try environment.recoverAfterFailedWrite()
+                } catch {
+                    refuse(SessionStoreError(error, while: "reopening the environment after running out of space"))
+                }
+                return .failure(SessionStoreError(.ioFailure, failure.message + "; nothing of this write was stored, and writes succeed again once space is freed", errorNumber: failure.errorNumber))
             case .failure(let error as LMDBError):
                 let failure = SessionStoreError(error, while: "committing a write")
                 if error.isIOFailure || error.code == LMDBError.panic {
                     refuse(failure)
-                    return .failure(SessionStoreError(.ioFailure, failure.message))
+                    return .failure(SessionStoreError(.ioFailure, failure.message, errorNumber: failure.errorNumber))
                 }
                 return .failure(failure)
             case .failure(let error):

@@ -18,6 +18,10 @@ import Testing
 ///   every error of the armed phase is `.ioFailure`, none is reported as success;
 /// - every later write before the reopen is refused with `.ioFailure` and a message that
 ///   says to reopen; after a sticky sync failure `close()` reports it too;
+/// - except when a write ran out of space (`ENOSPC`, `EDQUOT`, `EFBIG`): the failed commit
+///   says so, nothing is refused, and the later writes succeed without a reopen (after a
+///   failed meta page write the store reopens its environment itself); under RLIMIT_FSIZE,
+///   which stays while those writes run, each later write succeeds or fails again;
 /// - after the reopen writes succeed again;
 /// - the parent's inspection: every acknowledged batch is present, every batch reported
 ///   as failed is absent, nothing is torn, the cache agrees with the scan.
@@ -41,6 +45,14 @@ struct IOFaultScenario: CrashScenario {
     /// Relaxed durability with this sync interval in milliseconds (0: durable).
     var relaxedMilliseconds = 0
     var iterations: Int { 2 }
+
+    /// Whether the fault is a write running out of space, which the store survives in-process.
+    var outOfSpace: Bool {
+        switch fault {
+        case .shim(let kind, let errno, _): kind != "sync" && ["ENOSPC", "EDQUOT", "EFBIG"].contains(errno)
+        case .fileSizeLimit: true
+        }
+    }
 
     func run(_ context: ScenarioContext) async throws {
         let directory = TemporaryDirectory("fault")
@@ -108,13 +120,31 @@ struct IOFaultScenario: CrashScenario {
         if relaxedMilliseconds == 0 {
             context.check(!commitFailures.isEmpty, "no commit failed with the fault itself (every error was a refusal)\(transcript)")
         }
+        let recovers: Bool
+        if outOfSpace, case .shim = fault {
+            // The failed commit says it ran out of space (or, if LMDB turned a short write into
+            // EIO, that the disk failed: then the refusal rules below apply as for EIO).
+            recovers = commitFailures.first?.isOutOfSpace == true
+            context.check(recovers, "after \(faultName), the failed commit did not say it ran out of space: \(commitFailures.first?.message ?? "none")\(transcript)")
+        } else {
+            recovers = outOfSpace && commitFailures.first?.isOutOfSpace == true
+        }
 
-        // Refused until reopened.
         let refusedWrites = refused.filter { $0.hasPrefix("ack ") || $0.hasPrefix("error ") }
         for line in refusedWrites {
             let error = line.hasPrefix("error ") ? ErrorLine(line) : nil
-            context.check(error?.code == "ioFailure" && error?.message.contains("reopen") == true,
-                          "after \(faultName), a write before the reopen was not refused with ioFailure and a message saying to reopen: \(line)\(transcript)")
+            if recovers, case .shim = fault {
+                // Out of space once: the store goes on, without a reopen.
+                context.check(error == nil, "after \(faultName), a later write failed instead of succeeding without a reopen: \(line)\(transcript)")
+            } else if recovers {
+                // The file size limit stays: a write may run out of space again, but nothing is refused for it.
+                context.check(error == nil || error!.isOutOfSpace || (error!.code == "ioFailure" && error!.message.contains("reopen")),
+                              "after \(faultName), a later write failed other than by running out of space again: \(line)\(transcript)")
+            } else {
+                // Refused until reopened.
+                context.check(error?.code == "ioFailure" && error?.message.contains("reopen") == true,
+                              "after \(faultName), a write before the reopen was not refused with ioFailure and a message saying to reopen: \(line)\(transcript)")
+            }
         }
         context.check(refusedWrites.count == 4, "expected 4 writes between the failure and the reopen, saw \(refusedWrites.count)\(transcript)")
         let load = refused.first { $0.hasPrefix("load ") } ?? "load (none)"
@@ -161,7 +191,12 @@ struct IOFaultScenario: CrashScenario {
         report += relaxedMilliseconds > 0
             ? " → no commit failed (relaxed mode); the periodic sync failed, so the next writes got ioFailure"
             : " → the failing commit's \(commitFailures.count) caller(s) got ioFailure (\(lmdbSaid))"
-        report += "; \(armedErrors.count - commitFailures.count) concurrent + \(refusedWrites.count) later writes refused with ioFailure until reopen"
+        if recovers {
+            let later = refusedWrites.filter { $0.hasPrefix("ack ") }.count
+            report += "; out of space, so nothing refused: \(later)/\(refusedWrites.count) later writes acknowledged without a reopen"
+        } else {
+            report += "; \(armedErrors.count - commitFailures.count) concurrent + \(refusedWrites.count) later writes refused with ioFailure until reopen"
+        }
         report += "; \(short(load)); \(short(closes.first)); reopen ok, \(afterAcks)/4 writes acknowledged after it"
         report += "; lost \(counts.lost), torn \(counts.torn), other problems \(counts.unexpected)"
         context.tally.faultReports.append(report)
@@ -182,4 +217,7 @@ struct ErrorLine {
     /// Whether this is the writer refusing a write after an earlier failure (as opposed to
     /// the failing commit itself).
     var isRefusal: Bool { message.contains("earlier write failed") }
+
+    /// Whether the error says a write ran out of space (the store goes on).
+    var isOutOfSpace: Bool { code == "ioFailure" && message.contains("out of space") && !isRefusal }
 }
