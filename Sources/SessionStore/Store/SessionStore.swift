@@ -33,6 +33,8 @@ public final class SessionStore: Sendable {
     let decoder: CBORDecoder
     private let canonicalPath: String
     private let closed = Atomic<Bool>(false)
+    /// Set when the `close()` that closes the store is done, for concurrent calls to wait on.
+    private let closeFinished = ConditionLock(false)
     private let recordReadCount = Atomic<Int>(0)
     /// Record keys whose `loadOrInit` value is being built, so concurrent callers wait for one build.
     let builds = InitBuilds()
@@ -98,12 +100,22 @@ public final class SessionStore: Sendable {
 
     /// Commits pending writes, syncs, and closes the files. Later calls throw `.storeClosed`.
     ///
-    /// Closing twice is allowed. After `close()` returns the path may be opened again.
+    /// Closing twice is allowed; a call made while another closes waits for it. After
+    /// `close()` returns the path may be opened again.
     ///
     /// - Throws: `.ioFailure` when the final sync failed, or (relaxed mode) a periodic sync
     ///   failed since the store was opened: some acknowledged writes may be lost.
     public func close() throws {
-        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        guard !closed.exchange(true, ordering: .acquiringAndReleasing) else {
+            // Another call is closing: return once it is done, as it will.
+            closeFinished.withLock(waitingUntil: { $0 }) { _, _ in }
+            return
+        }
+        defer {
+            closeFinished.withLock { $0 = true }
+            closeFinished.broadcast()
+        }
+        TestHooks.duringClose.run(canonicalPath)
         // Linux reports a writeback error to one fsync only, so a failed relaxed sync must
         // be kept by the writer: a second sync here would succeed and hide it.
         var failure: Error? = writer.stop()
@@ -259,8 +271,14 @@ public final class SessionStore: Sendable {
     }
 
     /// Commits `operations` in one transaction, suspending until done.
+    ///
+    /// A task cancelled before the write is queued gets `.cancelled` and writes nothing;
+    /// once queued, the write commits (a commit cannot be taken back for one caller).
     func write(_ operations: [WriteOperation]) async throws(SessionStoreError) -> [OperationResult] {
         try checkOpen()
+        if Task.isCancelled {
+            throw SessionStoreError(.cancelled, "the task was cancelled before its write to the store at \(path) was queued; nothing was written")
+        }
         return try await writer.perform(operations)
     }
 

@@ -48,6 +48,8 @@ public struct SessionStoreError: Error, Sendable, Equatable, CustomStringConvert
         /// A `loadOrInit` would wait for itself: called again for the same key from inside its
         /// own `make` closure, or waiting for a build that waits, through other builds, for it.
         public static let initCycle = Code(rawValue: "initCycle")
+        /// The calling task was cancelled before its write was queued; nothing was written.
+        public static let cancelled = Code(rawValue: "cancelled")
         /// LMDB reported a condition without a more specific code; the message has LMDB's text.
         public static let storageFailure = Code(rawValue: "storageFailure")
     }

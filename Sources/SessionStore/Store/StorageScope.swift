@@ -1,3 +1,4 @@
+import CBORCoding
 /// The storage calls shared by ``Session`` and ``Instance``: save, load, remove,
 /// loadOrInit, end, and listing keys.
 ///
@@ -162,8 +163,39 @@ extension StorageScope {
     }
 
     /// The names of this scope's keys that are strings, in stored order.
+    ///
+    /// Keys of other types (saved with an untyped key such as an `Int` or a struct) are
+    /// skipped; ``nonStringKeys()`` lists them.
     public func keys() throws(SessionStoreError) -> [String] {
-        try keys(as: String.self)
+        let store = reference.store
+        var keys: [String] = []
+        for suffix in try store.keySuffixes(withPrefix: reference.prefix, name: reference.description) where Self.isText(suffix) {
+            do {
+                keys.append(try store.decoder.decode(String.self, from: suffix))
+            } catch {
+                throw SessionStoreError(.corruptedRecord, "a key of \(reference.description) is a damaged string: \(error)")
+            }
+        }
+        return keys
+    }
+
+    /// This scope's keys that are not strings, as CBOR values, in stored order.
+    public func nonStringKeys() throws(SessionStoreError) -> [CBOR] {
+        let store = reference.store
+        var keys: [CBOR] = []
+        for suffix in try store.keySuffixes(withPrefix: reference.prefix, name: reference.description) where !Self.isText(suffix) {
+            do {
+                keys.append(try CBOR(decoding: suffix))
+            } catch {
+                throw SessionStoreError(.corruptedRecord, "a key of \(reference.description) is not well-formed CBOR: \(error)")
+            }
+        }
+        return keys
+    }
+
+    /// Whether an encoded key is a CBOR text string (major type 3).
+    private static func isText(_ key: [UInt8]) -> Bool {
+        key.first.map { $0 >> 5 == 3 } ?? false
     }
 
     /// This scope's keys decoded as `K`, in stored order (bytewise order of their CBOR form).

@@ -65,15 +65,17 @@ final class ConditionLock<State>: @unchecked Sendable {
         var isReady = ready(&state.pointee)
         while !isReady {
             if let deadline {
-                if MonotonicClock.nanoseconds() >= deadline { break }
+                // One reading of the clock for the check and the wait: a second one, later,
+                // could pass the deadline and make the remaining time underflow.
+                guard let remaining = MonotonicClock.remaining(until: deadline, now: MonotonicClock.nanoseconds()) else { break }
+                #if canImport(Glibc)
+                _ = remaining
                 var time = timespec(
                     tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-                #if canImport(Glibc)
                 pthread_cond_timedwait(condition, mutex, &time)
                 #else
                 // Darwin has no monotonic condition clock: wait relative to now.
-                let remaining = deadline &- MonotonicClock.nanoseconds()
-                time = timespec(
+                var time = timespec(
                     tv_sec: Int(remaining / 1_000_000_000), tv_nsec: Int(remaining % 1_000_000_000))
                 pthread_cond_timedwait_relative_np(condition, mutex, &time)
                 #endif
@@ -97,6 +99,11 @@ enum MonotonicClock {
         var time = timespec()
         clock_gettime(CLOCK_MONOTONIC, &time)
         return UInt64(time.tv_sec) &* 1_000_000_000 &+ UInt64(time.tv_nsec)
+    }
+
+    /// The nanoseconds from `now` to `deadline`, or nil when the deadline has passed.
+    static func remaining(until deadline: UInt64, now: UInt64) -> UInt64? {
+        now < deadline ? deadline - now : nil
     }
 
     static func nanoseconds(_ duration: Duration) -> UInt64 {

@@ -11,6 +11,8 @@ package enum TestHooks {
     /// Runs after the writer's transaction ended (committed, empty or aborted) and before
     /// it settles the cache, still holding the writer lock.
     package static let beforeSettlingCommit = Hook()
+    /// Runs inside the `close()` that closes the store, before it stops the writer.
+    package static let duringClose = Hook()
 }
 
 /// One action that ``TestHooks`` runs when set.

@@ -5,6 +5,19 @@ import Testing
 /// Eight tasks of mixed operations end in the state a sequential model predicts
 /// (issue #2, done-when 5). Run under `swift test --sanitize=thread` in CI.
 @Suite struct ConcurrencyModelTests {
+    @Test func aDeadlineThatHasPassedLeavesNoTimeToWaitInsteadOfUnderflowing() {
+        // The Darwin wait computes the time left from one clock reading; a reading past the
+        // deadline must end the wait, not wrap around to a wait of 584 years.
+        #expect(MonotonicClock.remaining(until: 1_000, now: 1_001) == nil)
+        #expect(MonotonicClock.remaining(until: 1_000, now: 1_000) == nil)
+        #expect(MonotonicClock.remaining(until: 1_000, now: 400) == 600)
+        let lock = ConditionLock(false)
+        let started = MonotonicClock.nanoseconds()
+        let ready = lock.withLock(waitingUntil: { $0 }, deadline: started &- 1) { _, ready in ready }
+        #expect(!ready)
+        #expect(MonotonicClock.nanoseconds() - started < 5_000_000_000)
+    }
+
     /// Where a model value lives: (session, instance or nil, key).
     struct Address: Hashable { var session: String; var instance: String?; var key: String }
 

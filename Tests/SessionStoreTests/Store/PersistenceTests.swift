@@ -4,6 +4,38 @@ import Testing
 
 /// Values survive close and reopen, and a second process (issue #2, done-when 4 and 8).
 @Suite struct PersistenceTests {
+    @Test func everyConcurrentCloseReturnsOnlyOnceTheStoreIsClosed() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.child("store")
+        let store = try SessionStore(path: path)
+        try store.session("s").save(1, for: "k")
+        let canonical = store.environment.path
+        // The first close lingers inside; the others must wait for it, not return early.
+        TestHooks.duringClose.set { hookPath in if hookPath == canonical { usleep(300_000) } }
+        defer { TestHooks.duringClose.set(nil) }
+        let group = DispatchGroup()
+        // Reopens take turns, so that one thread's reopen never holds the path for another's.
+        let errors = Lock<[String]>([])
+        for _ in 0..<4 {
+            group.enter()
+            Thread.detachNewThread {
+                defer { group.leave() }
+                do { try store.close() } catch { errors.withLock { $0.append("close: \(error)") } }
+                // Closed means the path may be opened again at once.
+                errors.withLock { errors in
+                    do {
+                        try SessionStore(path: path).close()
+                    } catch {
+                        errors.append("reopen right after close() returned: \(error)")
+                    }
+                }
+            }
+        }
+        #expect(group.wait(timeout: .now() + 30) == .success)
+        #expect(errors.withLock { $0 }.isEmpty, "\(errors.withLock { $0 })")
+    }
+
     @Test func valuesSurviveCloseAndReopen() throws {
         let directory = TemporaryDirectory()
         defer { directory.remove() }

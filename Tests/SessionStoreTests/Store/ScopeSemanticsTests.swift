@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import CBORCoding
 @testable import SessionStore
 
 struct Preferences: Codable, Sendable, Equatable {
@@ -128,6 +129,42 @@ extension Key where Value == Int {
             try session.save("by struct", for: Compound(a: 1, b: "x"))
             #expect(try session.load(String.self, for: 42) == "by int")
             #expect(try session.load(String.self, for: Compound(a: 1, b: "x")) == "by struct")
+        }
+    }
+
+    @Test func keysSkipsKeysThatAreNotStringsAndNonStringKeysReportsThem() async throws {
+        struct Compound: Codable, Hashable, Sendable { var a: Int; var b: String }
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s1")
+            try session.save(1, for: "named")
+            try session.save(2, for: 42)
+            try session.save(3, for: Compound(a: 1, b: "x"))
+            #expect(try session.keys() == ["named"])
+            let others = try session.nonStringKeys()
+            #expect(others.count == 2)
+            #expect(others.contains { $0 == CBOR(42) })
+            #expect(others.contains { $0 == .map([(key: "a", value: 1), (key: "b", value: "x")]) })
+        }
+    }
+
+    @Test func anAsyncWriteOfACancelledTaskThrowsCancelledAndWritesNothing() async throws {
+        try await withTemporaryStore { store, _ in
+            let session = try store.session("s")
+            let started = AsyncStream<Void>.makeStream()
+            let task = Task {
+                started.continuation.yield()
+                while !Task.isCancelled { await Task.yield() }
+                return try await session.save("written", for: "k")
+            }
+            for await _ in started.stream { break }
+            task.cancel()
+            do {
+                _ = try await task.value
+                Issue.record("the save of a cancelled task returned")
+            } catch let error as SessionStoreError {
+                #expect(error.code == .cancelled, "\(error)")
+            }
+            #expect(try session.load(String.self, for: "k") == nil)
         }
     }
 
