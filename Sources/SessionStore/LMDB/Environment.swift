@@ -114,6 +114,13 @@ final class Environment: @unchecked Sendable {
     var adoptedResizes: Int { adoptCount.load(ordering: .relaxed) }
     private let adoptCount = Atomic<Int>(0)
 
+    /// The descriptor LMDB reads and writes `data.mdb` through (`mdb_env_get_fd`).
+    var dataFileDescriptor: Int32 {
+        var fd: Int32 = -1
+        _ = mdb_env_get_fd(handle, &fd)
+        return fd
+    }
+
     /// The largest key LMDB accepts in this environment (511 bytes with default builds).
     var maxKeySize: Int { Int(mdb_env_get_maxkeysize(handle)) }
 

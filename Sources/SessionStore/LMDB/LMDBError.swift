@@ -41,6 +41,9 @@ struct LMDBError: Error, Equatable, CustomStringConvertible {
     static let mapResized: Int32 = MDB_MAP_RESIZED
     /// `MDB_BAD_TXN`: the transaction had an error and must be aborted.
     static let badTransaction: Int32 = MDB_BAD_TXN
+    /// `MDB_INCOMPATIBLE`: the operation does not fit the database, such as opening a plain
+    /// key of the main database as a named database.
+    static let incompatible: Int32 = MDB_INCOMPATIBLE
     /// `MDB_BAD_VALSIZE`: the key is empty or longer than the key limit, or a value too large.
     static let badValueSize: Int32 = MDB_BAD_VALSIZE
 
