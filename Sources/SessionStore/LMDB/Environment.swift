@@ -34,6 +34,8 @@ final class Environment: @unchecked Sendable {
 
     private let handle: OpaquePointer
     let path: String
+    /// ``ForkGeneration`` when the environment opened.
+    private let forkGeneration = ForkGeneration.register()
     private let gate = ReadWriteGate()
     private var isClosed = false
     /// Set when `mdb_env_set_mapsize` failed: LMDB may have unmapped the file, so no
@@ -125,7 +127,11 @@ final class Environment: @unchecked Sendable {
     var maxKeySize: Int { Int(mdb_env_get_maxkeysize(handle)) }
 
     /// Closes the environment. Later transactions throw `EINVAL`. Idempotent.
+    ///
+    /// In a child made by `fork()` it does nothing: the handles are the parent's, and
+    /// aborting their read transactions would free the parent's reader slots.
     func close() {
+        guard ForkGeneration.current == forkGeneration else { return }
         gate.withExclusive {
             guard !isClosed else { return }
             isClosed = true

@@ -17,6 +17,11 @@ import Synchronization
 ///
 /// Opening a path that is already open in this process throws `.alreadyOpen`: LMDB must
 /// not map the same files twice in one process.
+///
+/// A child made by `fork()` must not use a store its parent opened (LMDB forbids using an
+/// environment across `fork()`): there every call throws `.storeClosed`, and `close()`
+/// only releases the path, touching neither the files nor the parent's writer thread.
+/// Open the store again in the child to use it there.
 public final class SessionStore: Sendable {
     /// The store's directory, as given.
     public let path: String
@@ -33,6 +38,8 @@ public final class SessionStore: Sendable {
     let decoder: CBORDecoder
     private let canonicalPath: String
     private let closed = Atomic<Bool>(false)
+    /// ``ForkGeneration`` when the store opened: another value means this is a forked child.
+    private let forkGeneration: UInt
     private let recordReadCount = Atomic<Int>(0)
     /// Record keys whose `loadOrInit` value is being built, so concurrent callers wait for one build.
     let builds = ConditionLock<Set<[UInt8]>>([])
@@ -60,6 +67,7 @@ public final class SessionStore: Sendable {
     ///   `.newerFormat`, `.invalidConfiguration`.
     public init(path: String, configuration: Configuration = .init()) throws {
         try configuration.validate()
+        forkGeneration = ForkGeneration.register()
         self.path = path
         self.configuration = configuration
         let directory = try StoreDirectory(path: path)
@@ -110,6 +118,12 @@ public final class SessionStore: Sendable {
     ///   failed since the store was opened: some acknowledged writes may be lost.
     public func close() throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        if isForkedChild {
+            // The writer thread is the parent's (it does not exist here) and so is the
+            // environment: syncing or closing it would act on the parent's reader slots.
+            _ = Self.openPaths.withLock { $0.remove(canonicalPath) }
+            return
+        }
         // Linux reports a writeback error to one fsync only, so a failed relaxed sync must
         // be kept by the writer: a second sync here would succeed and hide it.
         var failure: Error? = writer.stop()
@@ -158,11 +172,17 @@ public final class SessionStore: Sendable {
     // MARK: - Engine used by the scopes
 
     func checkOpen() throws(SessionStoreError) {
-        if isClosed { throw closedError }
+        if isClosed || isForkedChild { throw closedError }
     }
 
+    /// Whether this process is a child made by `fork()` after the store opened.
+    private var isForkedChild: Bool { ForkGeneration.current != forkGeneration }
+
     private var closedError: SessionStoreError {
-        SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it")
+        if isForkedChild {
+            return SessionStoreError(.storeClosed, "the store at \(path) was opened before fork(); a forked child must not use its parent's LMDB environment: open the store again in the child")
+        }
+        return SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it")
     }
 
     /// Runs LMDB work, turning its errors into `SessionStoreError`s.
