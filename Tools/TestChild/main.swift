@@ -76,6 +76,9 @@ func forkUse(_ path: String) throws {
     if pid == 0 {
         let load = outcome { _ = try session.load(String.self, for: "k") }
         let save = outcome { try session.save("written by the forked child", for: "k") }
+        // Written before close, so that a close that hangs still shows the first two.
+        print("child load=\(load) save=\(save)", terminator: " ")
+        fflush(nil)
         let close = outcome { try store.close() }
         var reopened = "nil"
         let reopen = outcome {
@@ -83,7 +86,7 @@ func forkUse(_ path: String) throws {
             reopened = try again.session("fork").load(String.self, for: "k") ?? "nil"
             try again.close()
         }
-        print("child load=\(load) save=\(save) close=\(close) reopen=\(reopen):\(reopened)")
+        print("close=\(close) reopen=\(reopen):\(reopened)")
         fflush(nil)
         _exit(0)
     }
