@@ -140,7 +140,7 @@ final class StoreDirectory {
             }
             try Self.checkOwnerAndMode(info, file, effectiveUID: effectiveUID)
             if info.st_mode & 0o777 != 0o600 && info.st_uid == effectiveUID { filesToNarrow.append(name) }
-            if name == "data.mdb" { dataFile = (UInt64(info.st_dev), UInt64(info.st_ino)) }
+            if name == "data.mdb" { dataFile = (UInt64(truncatingIfNeeded: info.st_dev), UInt64(truncatingIfNeeded: info.st_ino)) }
         }
         if created { try Self.sync(descriptor, path) }
     }
@@ -158,7 +158,7 @@ final class StoreDirectory {
     func openDatabases(in environment: Environment) throws(SessionStoreError) -> (records: MDB_dbi, metadata: MDB_dbi) {
         var info = stat()
         guard fstat(environment.dataFileDescriptor, &info) == 0,
-              let dataFile, dataFile.device == UInt64(info.st_dev), dataFile.inode == UInt64(info.st_ino) else {
+              let dataFile, dataFile.device == UInt64(truncatingIfNeeded: info.st_dev), dataFile.inode == UInt64(truncatingIfNeeded: info.st_ino) else {
             throw SessionStoreError(.permissionDenied, "\(path)/data.mdb was replaced while the store was opening: the file LMDB opened is not the file that was checked")
         }
         let databases: (records: MDB_dbi, metadata: MDB_dbi)
@@ -238,7 +238,8 @@ final class StoreDirectory {
             + (key.count > 40 ? "…" : "")
     }
 
-    /// Refuses a link target of another owner, or one its group or others may write to.
+    /// Refuses a directory or file of another owner (unless the user is root), or one its
+    /// group or others may write to.
     private static func checkOwnerAndMode(_ info: stat, _ name: String, effectiveUID: uid_t) throws(SessionStoreError) {
         if info.st_uid != effectiveUID && effectiveUID != 0 {
             throw SessionStoreError(.permissionDenied, "\(name) is owned by uid \(info.st_uid), not by this process's user (uid \(effectiveUID)); a store may be opened only by its owner or by root")
