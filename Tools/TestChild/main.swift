@@ -8,6 +8,12 @@
 //                                                        its next write transaction; prints "done"
 //   sessionstore-child types save|load <path>           saves, or loads and checks, values of a
 //                                                        private, a local, a generic and a nested type
+//   sessionstore-child fork-use <path>                  saves, fork()s, and reports what load, save, close
+//                                                        and a reopen do in the forked child; then
+//                                                        the parent saves and loads again
+//
+// With SESSIONSTORE_CHILD_START_AT=<CLOCK_REALTIME nanoseconds> set, the child sleeps until
+// then before it runs the command, so several children started together race.
 import Foundation
 import SessionStore
 import Synchronization
@@ -42,6 +48,74 @@ func storeTypes(_ path: String, save: Bool) throws {
     try check(Outer.Nested(number: 7), "nested")
     print(save ? "saved 5" : "loaded 5")
     try store.close()
+}
+
+/// The code of the error `body` throws, "ok" when it throws none; with the message's mention of fork().
+func outcome(_ body: () throws -> Void) -> String {
+    do {
+        try body()
+        return "ok"
+    } catch let error as SessionStoreError {
+        return error.code.rawValue + (error.message.contains("fork()") ? "(fork)" : "")
+    } catch {
+        return "other"
+    }
+}
+
+@_silgen_name("fork") func forkProcess() -> Int32
+
+/// Saves, forks, and reports from the forked child what the parent's store does there.
+///
+/// The child prints one line "child load=… save=… close=… reopen=…" and leaves with
+/// `_exit`; the parent waits for it (10 s at most), prints "child exit=<status>", then
+/// saves and loads again and prints "parent load=<value>".
+func forkUse(_ path: String) throws {
+    let store = try SessionStore(path: path)
+    let session = try store.session("fork")
+    try session.save("before fork", for: "k")
+    _ = try session.load(String.self, for: "k")
+    fflush(nil)
+    let pid = forkProcess()
+    guard pid >= 0 else { fail("fork failed: \(String(cString: strerror(errno)))") }
+    if pid == 0 {
+        let load = outcome { _ = try session.load(String.self, for: "k") }
+        let save = outcome { try session.save("written by the forked child", for: "k") }
+        // Written before close, so that a close that hangs still shows the first two.
+        print("child load=\(load) save=\(save)", terminator: " ")
+        fflush(nil)
+        let close = outcome { try store.close() }
+        var reopened = "nil"
+        let reopen = outcome {
+            let again = try SessionStore(path: path)
+            reopened = try again.session("fork").load(String.self, for: "k") ?? "nil"
+            try again.close()
+        }
+        print("close=\(close) reopen=\(reopen):\(reopened)")
+        fflush(nil)
+        _exit(0)
+    }
+    var status: Int32 = 0
+    var waited: Int32 = 0
+    for _ in 0..<1000 {
+        waited = waitpid(pid, &status, WNOHANG)
+        if waited != 0 { break }
+        usleep(10_000)
+    }
+    if waited == 0 {
+        kill(pid, SIGKILL)
+        waitpid(pid, &status, 0)
+        print("child hung")
+    } else {
+        print("child exit=\(status)")
+    }
+    try session.save("after fork", for: "k")
+    print("parent load=\(try session.load(String.self, for: "k") ?? "nil")")
+    try store.close()
+}
+
+if let startAt = ProcessInfo.processInfo.environment["SESSIONSTORE_CHILD_START_AT"].flatMap(Int.init) {
+    var deadline = timespec(tv_sec: startAt / 1_000_000_000, tv_nsec: startAt % 1_000_000_000)
+    while clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &deadline, nil) == EINTR {}
 }
 
 let arguments = Array(CommandLine.arguments.dropFirst())
@@ -81,6 +155,8 @@ do {
         try store.close()
     case ("types", 3) where ["save", "load"].contains(arguments[1]):
         try storeTypes(arguments[2], save: arguments[1] == "save")
+    case ("fork-use", 2):
+        try forkUse(arguments[1])
     default:
         fail("unknown command or wrong argument count: \(arguments)")
     }

@@ -38,9 +38,11 @@ final class Environment: @unchecked Sendable {
     private let handleBox = UnsafeMutablePointer<OpaquePointer>.allocate(capacity: 1)
     private var handle: OpaquePointer { handleBox.pointee }
     private let options: Options
-    /// The named databases opened so far, in order, to open again after a reopen.
+    /// The named databases the store uses, to open again after a reopen (see ``remember(_:)``).
     private let databases = Lock<[(name: String, dbi: MDB_dbi)]>([])
     let path: String
+    /// ``ForkGeneration`` when the environment opened.
+    private let forkGeneration = ForkGeneration.register()
     private let gate = ReadWriteGate()
     /// Taken by every write before LMDB's writer lock, outside `gate` (see ``WriterLock``).
     let writerLock: WriterLock
@@ -132,11 +134,22 @@ final class Environment: @unchecked Sendable {
     var adoptedResizes: Int { adoptCount.load(ordering: .relaxed) }
     private let adoptCount = Atomic<Int>(0)
 
+    /// The descriptor LMDB reads and writes `data.mdb` through (`mdb_env_get_fd`).
+    var dataFileDescriptor: Int32 {
+        var fd: Int32 = -1
+        _ = mdb_env_get_fd(handle, &fd)
+        return fd
+    }
+
     /// The largest key LMDB accepts in this environment (511 bytes with default builds).
     var maxKeySize: Int { Int(mdb_env_get_maxkeysize(handle)) }
 
     /// Closes the environment. Later transactions throw `EINVAL`. Idempotent.
+    ///
+    /// In a child made by `fork()` it does nothing: the handles are the parent's, and
+    /// aborting their read transactions would free the parent's reader slots.
     func close() {
+        guard ForkGeneration.current == forkGeneration else { return }
         gate.withExclusive {
             guard !isClosed else { return }
             isClosed = true
@@ -197,9 +210,20 @@ final class Environment: @unchecked Sendable {
         }
     }
 
-    /// Opens the named databases again, in order, checking each gets its old handle.
+    /// Records the named databases the environment's users hold handles of, so that a
+    /// reopen (``recoverAfterFailedWrite()``) gives them the same handles.
+    func remember(_ opened: [(name: String, dbi: MDB_dbi)]) {
+        databases.withLock { databases in
+            for database in opened where !databases.contains(where: { $0.dbi == database.dbi }) { databases.append(database) }
+        }
+    }
+
+    /// Opens the named databases again, checking each gets its old handle.
+    ///
+    /// LMDB gives a new environment's named databases handles in the order they are first
+    /// opened, so opening them in the order of their old handles gives the same ones.
     private func reopenDatabases() throws(LMDBError) {
-        let opened = databases.withLock { $0 }
+        let opened = databases.withLock { $0 }.sorted { $0.dbi < $1.dbi }
         guard !opened.isEmpty else { return }
         var txn: OpaquePointer?
         try LMDBError.check(mdb_txn_begin(handle, nil, 0, &txn), "mdb_txn_begin(write)")
@@ -241,7 +265,7 @@ final class Environment: @unchecked Sendable {
         try write { txn in
             var dbi: MDB_dbi = 0
             try LMDBError.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open(\(name))")
-            databases.withLock { $0.append((name, dbi)) }
+            remember([(name, dbi)])
             return dbi
         }
     }

@@ -43,6 +43,9 @@ struct LMDBError: Error, Equatable, CustomStringConvertible {
     static let badTransaction: Int32 = MDB_BAD_TXN
     /// `MDB_BAD_DBI`: the database handle is not (or no longer) valid.
     static let badDatabase: Int32 = MDB_BAD_DBI
+    /// `MDB_INCOMPATIBLE`: the operation does not fit the database, such as opening a plain
+    /// key of the main database as a named database.
+    static let incompatible: Int32 = MDB_INCOMPATIBLE
     /// `MDB_BAD_VALSIZE`: the key is empty or longer than the key limit, or a value too large.
     static let badValueSize: Int32 = MDB_BAD_VALSIZE
 

@@ -50,6 +50,19 @@ struct Transaction {
         return true
     }
 
+    /// The handle of the named database `name` (nil: the main database, whose keys are the
+    /// names of the named ones); with `create`, creating it when missing.
+    ///
+    /// - Returns: nil when the database is missing and `create` is false.
+    /// - Throws: `MDB_INCOMPATIBLE` when `name` is a plain key of the main database.
+    func openDatabase(_ name: String?, create: Bool) throws(LMDBError) -> MDB_dbi? {
+        var dbi: MDB_dbi = 0
+        let rc = mdb_dbi_open(handle, name, create ? UInt32(MDB_CREATE) : 0, &dbi)
+        if rc == LMDBError.notFound { return nil }
+        try LMDBError.check(rc, "mdb_dbi_open(\(name ?? "main"))")
+        return dbi
+    }
+
     /// Runs `body` with a cursor on `dbi`, closed when `body` returns.
     func withCursor<R>(_ dbi: MDB_dbi, _ body: (inout Cursor) throws -> R) throws -> R {
         var cursor: OpaquePointer?

@@ -17,6 +17,11 @@ import Synchronization
 ///
 /// Opening a path that is already open in this process throws `.alreadyOpen`: LMDB must
 /// not map the same files twice in one process.
+///
+/// A child made by `fork()` must not use a store its parent opened (LMDB forbids using an
+/// environment across `fork()`): there every call throws `.storeClosed`, and `close()`
+/// only releases the path, touching neither the files nor the parent's writer thread.
+/// Open the store again in the child to use it there.
 public final class SessionStore: Sendable {
     /// The store's directory, as given.
     public let path: String
@@ -35,6 +40,8 @@ public final class SessionStore: Sendable {
     private let closed = Atomic<Bool>(false)
     /// Set when the `close()` that closes the store is done, for concurrent calls to wait on.
     private let closeFinished = ConditionLock(false)
+    /// ``ForkGeneration`` when the store opened: another value means this is a forked child.
+    private let forkGeneration: UInt
     private let recordReadCount = Atomic<Int>(0)
     /// Record keys whose `loadOrInit` value is being built, so concurrent callers wait for one build.
     let builds = InitBuilds()
@@ -44,19 +51,36 @@ public final class SessionStore: Sendable {
 
     /// Opens the store at `path`, creating the directory (mode 0700) and files (0600) when missing.
     ///
-    /// - Throws: `SessionStoreError` with `.invalidPath` (a file, or a missing parent),
-    ///   `.permissionDenied`, `.alreadyOpen`, `.newerFormat`, `.invalidConfiguration`.
+    /// Before LMDB touches them, the directory and its files `data.mdb` and `lock.mdb` are
+    /// checked; the open is refused with `.permissionDenied`, naming the file, when one is
+    /// a symbolic link (the directory's last path component, or a planted file), belongs to
+    /// another user, or may be written by its group or by others. Root (uid 0) may open a
+    /// store of any user, which it then leaves with its owner and modes as they were, so a
+    /// tool run by the owner or by root can inspect an app's store; any other user is
+    /// refused. A later read-only open follows the same rules. Files others may read are
+    /// narrowed to 0600 by their owner.
+    ///
+    /// Several processes may open a new path at once. A new store's databases and format
+    /// record are written in one transaction. A directory holding an LMDB environment of
+    /// another program is refused with `.invalidPath` and left unchanged.
+    ///
+    /// - Throws: `SessionStoreError` with `.invalidPath` (a file, a missing parent, or
+    ///   another program's LMDB environment), `.permissionDenied`, `.alreadyOpen`,
+    ///   `.newerFormat`, `.invalidConfiguration`.
     public init(path: String, configuration: Configuration = .init()) throws {
         try configuration.validate()
+        forkGeneration = ForkGeneration.register()
         self.path = path
         self.configuration = configuration
-        let canonical = try Self.prepareDirectory(path)
+        let directory = try StoreDirectory(path: path)
+        let canonical = directory.canonicalPath
         canonicalPath = canonical
         let registered = Self.openPaths.withLock { $0.insert(canonical).inserted }
         guard registered else {
             throw SessionStoreError(.alreadyOpen, "the store at \(path) is already open in this process; share that SessionStore instead of opening it twice")
         }
         do {
+            try directory.prepareFiles()
             var options = Environment.Options(mapSize: configuration.mapSize)
             if case .relaxed = configuration.durability { options.noSync = true }
             do {
@@ -64,26 +88,17 @@ public final class SessionStore: Sendable {
             } catch {
                 throw SessionStoreError(error, while: "opening the store at \(path)")
             }
-            for file in ["data.mdb", "lock.mdb"] {
-                _ = chmod(canonical + "/" + file, 0o600)
-            }
             do {
-                records = try environment.openDatabase("records")
-                metadata = try environment.openDatabase("meta")
-            } catch let error as LMDBError {
+                (records, metadata) = try directory.openDatabases(in: environment)
+                environment.remember([("records", records), ("meta", metadata)])
+            } catch {
                 environment.close()
-                throw SessionStoreError(error, while: "opening the store's databases at \(path)")
+                throw error
             }
             maxKeySize = environment.maxKeySize
             encoder = CBOREncoder()
             decoder = CBORDecoder()
             cache = ValueCache(capacity: configuration.cacheCapacity, byteLimit: configuration.cacheByteLimit)
-            do {
-                try Self.checkFormat(environment, metadata, path: path)
-            } catch {
-                environment.close()
-                throw error
-            }
             var syncInterval: Duration?
             if case .relaxed(let interval) = configuration.durability { syncInterval = interval }
             writer = Writer(environment: environment, records: records, cache: cache,
@@ -114,6 +129,12 @@ public final class SessionStore: Sendable {
         defer {
             closeFinished.withLock { $0 = true }
             closeFinished.broadcast()
+        }
+        if isForkedChild {
+            // The writer thread is the parent's (it does not exist here) and so is the
+            // environment: syncing or closing it would act on the parent's reader slots.
+            _ = Self.openPaths.withLock { $0.remove(canonicalPath) }
+            return
         }
         TestHooks.duringClose.run(canonicalPath)
         // Linux reports a writeback error to one fsync only, so a failed relaxed sync must
@@ -164,11 +185,17 @@ public final class SessionStore: Sendable {
     // MARK: - Engine used by the scopes
 
     func checkOpen() throws(SessionStoreError) {
-        if isClosed { throw closedError }
+        if isClosed || isForkedChild { throw closedError }
     }
 
+    /// Whether this process is a child made by `fork()` after the store opened.
+    private var isForkedChild: Bool { ForkGeneration.current != forkGeneration }
+
     private var closedError: SessionStoreError {
-        SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it")
+        if isForkedChild {
+            return SessionStoreError(.storeClosed, "the store at \(path) was opened before fork(); a forked child must not use its parent's LMDB environment: open the store again in the child")
+        }
+        return SessionStoreError(.storeClosed, "the store at \(path) is closed; open it again to use it")
     }
 
     /// Runs LMDB work, turning its errors into `SessionStoreError`s.
@@ -313,61 +340,6 @@ public final class SessionStore: Sendable {
                     return suffixes
                 }
             }
-        }
-    }
-
-    // MARK: - Opening
-
-    /// Creates the directory when missing (0700) and returns its canonical path.
-    private static func prepareDirectory(_ path: String) throws(SessionStoreError) -> String {
-        var info = stat()
-        if stat(path, &info) == 0 {
-            guard (info.st_mode & S_IFMT) == S_IFDIR else {
-                throw SessionStoreError(.invalidPath, "\(path) is a file, not a directory; a store needs a directory of its own")
-            }
-            if access(path, W_OK | X_OK) != 0 {
-                throw SessionStoreError(.permissionDenied, "the directory \(path) is not writable by this process")
-            }
-        } else {
-            if mkdir(path, 0o700) != 0 {
-                let code = errno
-                switch code {
-                case ENOENT: throw SessionStoreError(.invalidPath, "cannot create \(path): its parent directory does not exist")
-                case EACCES, EPERM, EROFS: throw SessionStoreError(.permissionDenied, "cannot create \(path): \(String(cString: strerror(code)))")
-                case ENOTDIR: throw SessionStoreError(.invalidPath, "cannot create \(path): a parent is not a directory")
-                default: throw SessionStoreError(.invalidPath, "cannot create \(path): \(String(cString: strerror(code)))")
-                }
-            }
-            // mkdir's mode is filtered by the umask; set it exactly.
-            _ = chmod(path, 0o700)
-        }
-        guard let resolved = realpath(path, nil) else {
-            throw SessionStoreError(.invalidPath, "cannot resolve \(path): \(String(cString: strerror(errno)))")
-        }
-        defer { free(resolved) }
-        return String(cString: resolved)
-    }
-
-    /// Writes the format version into a new store, or checks an existing store's version.
-    private static func checkFormat(_ environment: Environment, _ metadata: MDB_dbi, path: String) throws(SessionStoreError) {
-        let key = Array("format".utf8)
-        do {
-            try environment.write { txn in
-                if let stored = try txn.get(metadata, key: key) {
-                    let version = (try? CBORDecoder().decode(Int.self, from: stored)) ?? Int.max
-                    if version > Record.formatVersion {
-                        throw SessionStoreError(.newerFormat, "the store at \(path) has format version \(version == Int.max ? "unknown" : String(version)); this SessionStore reads up to \(Record.formatVersion). Upgrade SessionStore")
-                    }
-                } else {
-                    try txn.put(metadata, key: key, value: CBOREncoder().encodeBytes(Record.formatVersion))
-                }
-            }
-        } catch let error as SessionStoreError {
-            throw error
-        } catch let error as LMDBError {
-            throw SessionStoreError(error, while: "checking the format of the store at \(path)")
-        } catch {
-            throw SessionStoreError(.storageFailure, "checking the format of the store at \(path): \(error)")
         }
     }
 }

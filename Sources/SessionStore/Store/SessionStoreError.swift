@@ -32,9 +32,11 @@ public struct SessionStoreError: Error, Sendable, Equatable, CustomStringConvert
         public static let storeClosed = Code(rawValue: "storeClosed")
         /// The path is already open as a store in this process; share that instance.
         public static let alreadyOpen = Code(rawValue: "alreadyOpen")
-        /// The path cannot hold a store (it is a file, or a parent is missing).
+        /// The path cannot hold a store (it is a file, a parent is missing, or it holds an
+        /// LMDB environment that is not a SessionStore store).
         public static let invalidPath = Code(rawValue: "invalidPath")
-        /// The process may not read or write the store's directory or files.
+        /// The process may not read or write the store's directory or files, or they fail
+        /// the ownership and link checks (see `SessionStore.init(path:configuration:)`).
         public static let permissionDenied = Code(rawValue: "permissionDenied")
         /// A disk write or sync failed. ``SessionStoreError/errorNumber`` tells why.
         ///

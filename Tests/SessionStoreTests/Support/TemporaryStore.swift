@@ -69,18 +69,47 @@ func recordKeyStrings(_ store: SessionStore) throws -> [String] {
 }
 
 /// Runs an executable built by this package and returns its exit status and output.
+///
+/// - Parameters:
+///   - launcher: a command that runs the product, such as `["runuser", "-u", "nobody", "--"]`.
+///   - environment: variables added to this process's environment for the child.
 @discardableResult
-func runProduct(_ name: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+func runProduct(_ name: String, _ arguments: [String], launcher: [String] = [], environment: [String: String] = [:]) throws -> (status: Int32, output: String) {
+    let child = try startProduct(name, arguments, launcher: launcher, environment: environment)
+    return child.wait()
+}
+
+/// A product started by ``startProduct(_:_:launcher:environment:)``, its output read when it ends.
+struct StartedProduct {
+    let process: Process
+    let pipe: Pipe
+
+    /// Waits for the process to end and returns its exit status and output.
+    func wait() -> (status: Int32, output: String) {
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+/// Starts an executable built by this package (see ``runProduct(_:_:launcher:environment:)``) without waiting.
+func startProduct(_ name: String, _ arguments: [String], launcher: [String] = [], environment: [String: String] = [:]) throws -> StartedProduct {
     let process = Process()
-    process.executableURL = productURL(name)
-    process.arguments = arguments
+    if let command = launcher.first {
+        process.executableURL = URL(fileURLWithPath: command)
+        process.arguments = Array(launcher.dropFirst()) + [productURL(name).path] + arguments
+    } else {
+        process.executableURL = productURL(name)
+        process.arguments = arguments
+    }
+    if !environment.isEmpty {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    }
     let pipe = Pipe()
     process.standardOutput = pipe
     process.standardError = pipe
     try process.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    return StartedProduct(process: process, pipe: pipe)
 }
 
 /// The path of an executable product built beside the test bundle.
