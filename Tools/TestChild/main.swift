@@ -6,6 +6,8 @@
 //   sessionstore-child stall-write <path>              grows a 1 MiB map with a 3 MiB value, prints
 //                                                        "grown", then stops itself (SIGSTOP) inside
 //                                                        its next write transaction; prints "done"
+//   sessionstore-child keys save|load <path>            saves, or loads and checks, values under a
+//                                                        Set key and under keys spelled NFD / NFC
 //   sessionstore-child types save|load <path>           saves, or loads and checks, values of a
 //                                                        private, a local, a generic and a nested type
 //   sessionstore-child fork-use <path>                  saves, fork()s, and reports what load, save, close
@@ -118,6 +120,39 @@ if let startAt = ProcessInfo.processInfo.environment["SESSIONSTORE_CHILD_START_A
     while clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &deadline, nil) == EINTR {}
 }
 
+/// Saves (or loads and checks) values under keys whose bytes could differ between processes:
+/// a `Set` (hash order is per process) and strings in two Unicode spellings.
+func storeEquivalentKeys(_ path: String, save: Bool) throws {
+    struct Tagged: Codable, Hashable, Sendable { var name: String; var tags: Set<String> }
+    let store = try SessionStore(path: path)
+    let session = try store.session("keys")
+    let letters = (0..<26).map { String(UnicodeScalar(UInt8(ascii: "a") + UInt8($0))) }
+    // Built in a different order in each mode, and iterated in each process's hash order.
+    let set = Set(save ? letters : letters.reversed())
+    let decomposed = "Cafe\u{301}"    // "Café" as e + combining acute (NFD)
+    let composed = "Caf\u{E9}"        // "Café" as one scalar (NFC)
+    if save {
+        try session.save("by set", for: set)
+        try session.save("by text", for: decomposed)
+        try session.save("by struct", for: Tagged(name: decomposed, tags: set))
+        print("saved 3")
+    } else {
+        for (value, key) in [("by set", AnyHashableKey(set)), ("by text", AnyHashableKey(composed)), ("by struct", AnyHashableKey(Tagged(name: composed, tags: set)))] {
+            let loaded = try key.load(from: session)
+            guard loaded == value else { fail("\(value): loaded \(loaded ?? "nil")") }
+        }
+        print("loaded 3")
+    }
+    try store.close()
+}
+
+/// A key of any `Encodable & Hashable` type, loaded as a `String` value.
+struct AnyHashableKey {
+    let load: (Session) throws -> String?
+    init<K: Encodable & Hashable & Sendable>(_ key: K) { load = { try $0.load(String.self, for: key) } }
+    func load(from session: Session) throws -> String? { try load(session) }
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first else { fail("usage: sessionstore-child put|get|fill ...") }
 
@@ -153,6 +188,8 @@ do {
         try session.save("after", for: "late")
         print("done")
         try store.close()
+    case ("keys", 3) where ["save", "load"].contains(arguments[1]):
+        try storeEquivalentKeys(arguments[2], save: arguments[1] == "save")
     case ("types", 3) where ["save", "load"].contains(arguments[1]):
         try storeTypes(arguments[2], save: arguments[1] == "save")
     case ("fork-use", 2):
