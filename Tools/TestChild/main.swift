@@ -10,6 +10,9 @@
 //                                                        Set key and under keys spelled NFD / NFC
 //   sessionstore-child types save|load <path>           saves, or loads and checks, values of a
 //                                                        private, a local, a generic and a nested type
+//   sessionstore-child fork-hold <path>                 saves, fork()s a child that sleeps 60 s (and
+//                                                        prints "sleeper <pid>"), then dies by SIGKILL
+//                                                        inside its next write transaction
 //   sessionstore-child fork-use <path>                  saves, fork()s, and reports what load, save, close
 //                                                        and a reopen do in the forked child; then
 //                                                        the parent saves and loads again
@@ -192,6 +195,31 @@ do {
         try storeEquivalentKeys(arguments[2], save: arguments[1] == "save")
     case ("types", 3) where ["save", "load"].contains(arguments[1]):
         try storeTypes(arguments[2], save: arguments[1] == "save")
+    case ("fork-hold", 2):
+        let store = try SessionStore(path: arguments[1])
+        let session = try store.session("fork")
+        try session.save("before fork", for: "k")
+        let pid = forkProcess()
+        guard pid >= 0 else { fail("fork failed: \(String(cString: strerror(errno)))") }
+        if pid == 0 {
+            // The sleeper keeps whatever descriptors it inherited, but pipes and sockets (the
+            // output, and the launcher's), so that the test need not wait for it to exit.
+            let null = open("/dev/null", O_WRONLY)
+            dup2(null, 1)
+            dup2(null, 2)
+            for descriptor in Int32(3)..<1024 {
+                var info = stat()
+                guard fstat(descriptor, &info) == 0 else { continue }
+                let kind = info.st_mode & S_IFMT
+                if kind == S_IFIFO || kind == S_IFSOCK { close(descriptor) }
+            }
+            sleep(60)
+            _exit(0)
+        }
+        FileHandle.standardOutput.write(Data("sleeper \(pid)\n".utf8))
+        TestHooks.insideWrite.set { _ in kill(getpid(), SIGKILL) }
+        try session.save("never", for: "k")
+        fail("the save returned")
     case ("fork-use", 2):
         try forkUse(arguments[1])
     default:

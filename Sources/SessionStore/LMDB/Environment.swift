@@ -183,23 +183,29 @@ final class Environment: @unchecked Sendable {
     @discardableResult
     func recoverAfterFailedWrite() throws(LMDBError) -> Bool {
         try writerLock.withLock { () throws(LMDBError) -> Bool in
-            try gate.withExclusive { () throws(LMDBError) -> Bool in
-                if let error = unavailable("mdb_txn_begin") { throw error }
-                var txn: OpaquePointer?
-                let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
-                if rc != LMDBError.panic {
-                    if rc == 0 { mdb_txn_abort(txn) }
-                    return false
-                }
+            // Readers go on while the environment is probed; only a panicked one (LMDB then
+            // refuses every transaction anyway) is worth waiting for every reader.
+            guard try gate.withShared({ () throws(LMDBError) -> Bool in try hasPanicked() }) else { return false }
+            return try gate.withExclusive { () throws(LMDBError) -> Bool in
+                guard try hasPanicked() else { return false }
                 abortIdleReaders()
                 mdb_env_close(handle)
+                // No handle until a new one is installed: close() must not close this one again.
+                isClosed = true
                 do throws(LMDBError) {
                     var reopenOptions = options
                     reopenOptions.mapSize = currentMapSize
                     let (env, mapSize) = try Self.open(path: path, options: reopenOptions)
                     handleBox.pointee = env
+                    isClosed = false
                     currentMapSize = max(mapSize, currentMapSize)
-                    try reopenDatabases()
+                    do throws(LMDBError) {
+                        try reopenDatabases()
+                    } catch {
+                        mdb_env_close(env)
+                        isClosed = true
+                        throw error
+                    }
                 } catch {
                     broken = error
                     usable.store(false, ordering: .relaxed)
@@ -208,6 +214,15 @@ final class Environment: @unchecked Sendable {
                 return true
             }
         }
+    }
+
+    /// Whether LMDB refuses new transactions with `MDB_PANIC`. Hold `gate`.
+    private func hasPanicked() throws(LMDBError) -> Bool {
+        if let error = unavailable("mdb_txn_begin") { throw error }
+        var txn: OpaquePointer?
+        let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+        if rc == 0 { mdb_txn_abort(txn) }
+        return rc == LMDBError.panic
     }
 
     /// Records the named databases the environment's users hold handles of, so that a
