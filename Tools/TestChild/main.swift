@@ -162,6 +162,11 @@ guard let command = arguments.first else { fail("usage: sessionstore-child put|g
 do {
     switch (command, arguments.count) {
     case ("put", 5):
+        // A test that must know the open and save have started (the process is not still
+        // starting up) asks for this.
+        if ProcessInfo.processInfo.environment["SESSIONSTORE_CHILD_ANNOUNCE"] == "1" {
+            FileHandle.standardError.write(Data("opening\n".utf8))
+        }
         let store = try SessionStore(path: arguments[1])
         let previous = try store.session(arguments[2]).save(arguments[4], for: arguments[3])
         print(previous ?? "(nil)")

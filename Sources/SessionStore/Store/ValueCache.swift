@@ -81,14 +81,14 @@ final class ValueCache: Sendable {
     private let state: Lock<State>
 
     init(capacity: Int, byteLimit: Int = .max) {
-        // The table holds Int32 positions.
-        self.capacity = min(capacity, Int(Int32.max) / 4)
+        // The table holds Int32 positions; a budget of no bytes disables the cache too.
+        self.capacity = byteLimit > 0 ? min(capacity, Int(Int32.max) / 4) : 0
         self.byteLimit = byteLimit
         seed = UInt64.random(in: .min ... .max)
         state = Lock(State())
     }
 
-    var isEnabled: Bool { capacity > 0 }
+    var isEnabled: Bool { capacity > 0 && byteLimit > 0 }
 
     /// Runs `body` on the state under the lock, then releases the values it took out.
     @inline(__always)
