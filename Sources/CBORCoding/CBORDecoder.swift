@@ -8,11 +8,12 @@ import Foundation
 /// the inner value decoded). The input must hold exactly one data item; trailing
 /// bytes are an error. It reads the mapping ``CBOREncoder`` writes, and also:
 ///
-/// - `Double` from any float width, and from an integer when the value is exact;
-///   `Float` from a double when it is within `Float`'s range (rounded); integers
-///   from a float holding an exact whole value.
+/// - `Double` and `Float` from any float width, and from an integer (-2^64 ... 2^64-1)
+///   that the type holds exactly; `Float` from a double when it is within `Float`'s
+///   range (rounded); integers from a float holding an exact whole value.
 /// - `Date` from tag 1, tag 1001 (keys 1, 4, 5 and -3/-6/-9), tag 0 (RFC 3339 text)
-///   or an untagged number of epoch seconds.
+///   or an untagged number of epoch seconds (bignums included); a date that comes out
+///   NaN or infinite is an error.
 /// - `UUID` from tag 37, a 16-byte byte string or a UUID text string; `URL` from
 ///   tag 32 or a text string; `Decimal` from tag 4, an integer, a bignum or a float
 ///   (a float NaN gives `Decimal.nan`; other floats are converted, so may round).

@@ -23,7 +23,7 @@ import Foundation
 /// | `[String: V]` | map with text keys |
 /// | `[Int: V]` and other keys whose `stringValue` is the decimal form of their `intValue` | map with integer keys |
 /// | other dictionaries | Swift's own form: an array of alternating keys and values |
-/// | `Date` | tag 1 over epoch seconds (integer when whole, else the shortest exact float); when that float cannot give back the same `Date`, tag 1001 (RFC 9581) `{5: [exponent, mantissa]}`, the exact epoch seconds as a bigfloat |
+/// | `Date` | tag 1 over epoch seconds (integer when whole, else the shortest exact float); when that float cannot give back the same `Date`, tag 1001 (RFC 9581) `{5: [exponent, mantissa]}`, the exact epoch seconds as a bigfloat; a NaN or infinite `Date` throws `EncodingError.invalidValue` |
 /// | `URL` | tag 32 over `absoluteString` |
 /// | `UUID` | tag 37 over its 16 bytes |
 /// | `Decimal` | tag 4 decimal fraction `[exponent, mantissa]` (mantissa a bignum, tag 2 or 3, when above 64 bits); `Decimal.nan` as the half-precision NaN `f9 7e00` |
@@ -414,7 +414,7 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
     }
 
     func encodeValueSlow<T: Encodable, K: CodingKey>(_ value: T, key: K, push: Bool) throws {
-        if encodeSpecial(value) { return }
+        if try encodeSpecial(value, key: key, push: push) { return }
         let st = s
         let savedBase = st.pointee.slotBase, savedStart = st.pointee.slotStart, savedType = st.pointee.currentType
         let savedPath = st.pointee.path.count
@@ -443,7 +443,9 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
     }
 
     /// Writes the types with a CBOR form of their own; returns false for everything else.
-    func encodeSpecial<T: Encodable>(_ value: T) -> Bool {
+    ///
+    /// Throws for a `Date` that is NaN or infinite, which the decoder would refuse.
+    func encodeSpecial<T: Encodable, K: CodingKey>(_ value: T, key: K, push: Bool) throws -> Bool {
         let t: Any.Type = T.self
         let w = self.w
         if t == Int64.self { w.pointee.writeInt(unsafeBitCast(value, to: Int64.self)) }
@@ -460,7 +462,14 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
             let data = unsafeBitCast(value, to: Data.self)
             data.withUnsafeBytes { w.pointee.writeByteString($0) }
         }
-        else if t == Date.self { CBORSpecial.writeDate(unsafeBitCast(value, to: Date.self), to: &w.pointee) }
+        else if t == Date.self {
+            let date = unsafeBitCast(value, to: Date.self)
+            guard date.timeIntervalSinceReferenceDate.isFinite else {
+                // The seconds, not the Date, as the value: Foundation traps when it prints a NaN Date.
+                throw EncodingError.invalidValue(date.timeIntervalSinceReferenceDate, EncodingError.Context(codingPath: push ? codingPath + [key] : codingPath, debugDescription: "CBOREncoder: a Date of \(date.timeIntervalSinceReferenceDate) seconds is not a finite date (CBORDecoder refuses NaN and infinite dates)"))
+            }
+            CBORSpecial.writeDate(date, to: &w.pointee)
+        }
         else if t == URL.self {
             w.pointee.writeHead(major: 6, argument: 32)
             w.pointee.writeText(unsafeBitCast(value, to: URL.self).absoluteString)

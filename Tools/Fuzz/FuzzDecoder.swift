@@ -35,7 +35,12 @@ enum FuzzShape: Codable {
 @inline(never)
 func attempt<T: Decodable>(_ type: T.Type, _ decoder: CBORDecoder, _ buffer: UnsafeRawBufferPointer) {
     do {
-        _ = try decoder.decode(T.self, from: buffer)
+        let value = try decoder.decode(T.self, from: buffer)
+        // A decoded value must be printable (Foundation traps on a NaN Date) and every Date finite.
+        _ = String(describing: value)
+        if let date = value as? Date, !date.timeIntervalSinceReferenceDate.isFinite {
+            fatalError("decoded a Date of \(date.timeIntervalSinceReferenceDate) seconds")
+        }
     } catch is DecodingError {
         // Expected for most inputs.
     } catch {
@@ -82,6 +87,8 @@ public func fuzzDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         attempt(Int.self, decoder, buffer)
         attempt(UInt8.self, decoder, buffer)
         attempt(Double.self, decoder, buffer)
+        attempt(Float.self, decoder, buffer)
+        attempt(UInt64.self, decoder, buffer)
         attempt(String.self, decoder, buffer)
         attempt(Data.self, decoder, buffer)
         attempt(Date.self, decoder, buffer)
