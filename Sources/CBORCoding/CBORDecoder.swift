@@ -69,20 +69,56 @@ public struct CBORDecoder: Sendable {
     ///
     /// The decoded value never refers to `buffer` after the call returns.
     public func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer) throws -> T {
-        let reader = CBORReader(buffer)
+        try decode(type, reader: CBORReader(buffer))
+    }
+
+    #if DEBUG
+    /// Decodes like ``decode(_:from:)-([UInt8])`` and adds the number of CBOR heads read (validation
+    /// included) to `headsRead`: the tests' measure of decoding work.
+    func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], headsRead: inout Int) throws -> T {
+        try bytes.withUnsafeBytes { buffer in
+            try withUnsafeMutablePointer(to: &headsRead) { counter in
+                var reader = CBORReader(buffer)
+                reader.headsRead = counter
+                return try decode(type, reader: reader)
+            }
+        }
+    }
+    #endif
+
+    private func decode<T: Decodable>(_ type: T.Type, reader: CBORReader) throws -> T {
+        guard reader.count >= CBORContainerEnds.minimumInputSize else {
+            try validate(reader) { () throws(CBORReadError) in
+                deterministic
+                    ? try reader.validateDeterministic(at: 0, depth: 0, maxDepth: maxDepth)
+                    : try reader.validate(at: 0, maxDepth: maxDepth)
+            }
+            return try _CBORDecoder.make(reader: reader, userInfo: userInfo).decodeValue(T.self, at: 0, key: _CBORIndexKey(0), push: false)
+        }
+        // Larger input: record where its larger arrays and maps end, so skipping stays linear.
+        var ends = CBORContainerEnds(levels: reader.validationLevels(at: 0, maxDepth: maxDepth))
+        defer { ends.deallocate() }
+        try validate(reader) { () throws(CBORReadError) in
+            if deterministic { _ = try reader.validateDeterministic(at: 0, depth: 0, maxDepth: maxDepth) }
+            return try reader.validate(at: 0, maxDepth: maxDepth, recordingIn: &ends)
+        }
+        var indexed = reader
+        indexed.ends = UnsafePointer(ends.table)
+        return try _CBORDecoder.make(reader: indexed, userInfo: userInfo).decodeValue(T.self, at: 0, key: _CBORIndexKey(0), push: false)
+    }
+
+    /// Runs `check` (which returns where the item ends) and throws its error, or one for trailing bytes, as a `DecodingError`.
+    @inline(__always)
+    private func validate(_ reader: CBORReader, _ check: () throws(CBORReadError) -> Int) throws {
         let end: Int
         do throws(CBORReadError) {
-            end = deterministic
-                ? try reader.validateDeterministic(at: 0, depth: 0, maxDepth: maxDepth)
-                : try reader.validate(at: 0, maxDepth: maxDepth)
+            end = try check()
         } catch {
             throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: error.description))
         }
         guard end == reader.count else {
             throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: "trailing bytes: the data item ends at byte offset \(end) but the input has \(reader.count) bytes"))
         }
-        let decoder = _CBORDecoder.make(reader: reader, userInfo: userInfo)
-        return try decoder.decodeValue(T.self, at: 0, key: _CBORIndexKey(0), push: false)
     }
 }
 

@@ -192,8 +192,8 @@ extension CBORReader {
         var fraction = 0.0
         while try nextElement(of: h, at: &position, remaining: &remaining, start: offset) {
             let keyHead = try head(at: position)
-            let valueStart = try skip(at: position, depth: 0, maxDepth: 64)
-            let valueEnd = try skip(at: valueStart, depth: 0, maxDepth: 64)
+            let valueStart = try skipChecked(at: position)
+            let valueEnd = try skipChecked(at: valueStart)
             let key: Int? = keyHead.major == 0 && keyHead.argument < 64 ? Int(keyHead.argument)
                 : keyHead.major == 1 && keyHead.argument < 64 ? -1 - Int(keyHead.argument) : nil
             switch key {
