@@ -15,6 +15,8 @@ struct CBORWriter {
     var base: UnsafeMutableRawPointer
     var count: Int
     var capacity: Int
+    /// Whether ``writeString(_:)`` writes strings in Unicode Normalization Form C.
+    var normalizesStrings = false
 
     init(capacity: Int = 256) {
         let capacity = max(capacity, 16)
@@ -129,7 +131,18 @@ struct CBORWriter {
     
     mutating func writeNull() { append(0xF6) }
 
-    /// Writes a text string (major type 3) from a Swift string's UTF-8.
+    /// Writes a string of the value being encoded: as ``writeText(_:)``, in NFC when
+    /// ``normalizesStrings`` is set (see ``CBOREncoder/normalizesStringsToNFC``).
+    @inline(__always)
+    mutating func writeString(_ value: String) {
+        if normalizesStrings {
+            writeText(CBOREncoder.normalizedToNFC(value))
+        } else {
+            writeText(value)
+        }
+    }
+
+    /// Writes a text string (major type 3) from a Swift string's UTF-8, as it is.
     mutating func writeText(_ value: String) {
         if let done = value.utf8.withContiguousStorageIfAvailable({ utf8 -> Bool in
             writeHead(major: 3, argument: UInt64(utf8.count))
