@@ -128,6 +128,9 @@ private func failure<T: Decodable>(_ type: T.Type, _ hex: String, deterministic:
         #expect(try decode(Decimal.self, "1864") == Decimal(100))
         #expect(try decode(Decimal.self, "f97e00").isNaN)
         #expect(try decode(Decimal.self, "c249010000000000000000") == Decimal(string: "18446744073709551616"))
+        // Floats outside Decimal's range are an error, not a silent NaN.
+        #expect(failure(Decimal.self, "fb01a56e1fc2f8f359")?.0.contains("outside the range of Decimal") == true) // 1e-300
+        #expect(failure(Decimal.self, "fb7e37e43c8800759c")?.0.contains("outside the range of Decimal") == true) // 1e300
     }
 
     @Test func missingAndNullValues() throws {
