@@ -287,7 +287,7 @@ final class _CBORDecoder: ManagedBuffer<_CBORDecoderState, _CBORMapCursor>, Deco
     /// Every level of a recursive type passes through here, so this frame is kept small: the
     /// known types are read out of line.
     func decodeValueSlow<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, push: Bool) throws -> T {
-        if let value = try decodeKnown(type, at: offset, end: &end, key: key, push: push) { return value }
+        if let kind = _CBORKnownType.of(T.self) { return try decodeKnown(type, kind, at: offset, end: &end, key: key, push: push) }
         end = -1
         let st = s
         let savedOffset = st.pointee.offset
@@ -301,73 +301,60 @@ final class _CBORDecoder: ManagedBuffer<_CBORDecoderState, _CBORMapCursor>, Deco
         return try T(from: self)
     }
 
-    /// Reads a `T` that has a CBOR form of its own (the other integer and float types, `Data`,
-    /// `Date`, `URL`, `UUID`, `Decimal`, `CBOR`, collections of scalars); nil for any other type.
+    /// Reads a `T` that has a CBOR form of its own, of the `kind` that ``_CBORKnownType/of(_:)`` gave for `T`.
+    ///
+    /// Out of line: every level of a recursive type passes through ``decodeValueSlow(_:at:end:key:push:)``,
+    /// whose frame would otherwise hold the temporaries of all these readers.
     @inline(never)
-    func decodeKnown<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, push: Bool) throws -> T? {
+    func decodeKnown<T: Decodable, K: CodingKey>(_ type: T.Type, _ kind: _CBORKnownType, at offset: Int, end: inout Int, key: K, push: Bool) throws -> T {
         let t: Any.Type = T.self
         let r = reader
         var failedIndex = -1
         do throws(CBORReadError) {
-            if t == Int64.self { return unsafeBitCast(try r.readInt(Int64.self, at: offset, end: &end), to: T.self) }
-            if t == UInt64.self { return unsafeBitCast(try r.readUInt(UInt64.self, at: offset, end: &end), to: T.self) }
-            if t == Float.self { return unsafeBitCast(try r.readFloat(at: offset, end: &end), to: T.self) }
-            if t == Int32.self { return unsafeBitCast(try r.readInt(Int32.self, at: offset, end: &end), to: T.self) }
-            if t == UInt32.self { return unsafeBitCast(try r.readUInt(UInt32.self, at: offset, end: &end), to: T.self) }
-            if t == Int16.self { return unsafeBitCast(try r.readInt(Int16.self, at: offset, end: &end), to: T.self) }
-            if t == UInt16.self { return unsafeBitCast(try r.readUInt(UInt16.self, at: offset, end: &end), to: T.self) }
-            if t == Int8.self { return unsafeBitCast(try r.readInt(Int8.self, at: offset, end: &end), to: T.self) }
-            if t == UInt8.self { return unsafeBitCast(try r.readUInt(UInt8.self, at: offset, end: &end), to: T.self) }
-            if t == UInt.self { return unsafeBitCast(try r.readUInt(UInt.self, at: offset, end: &end), to: T.self) }
-            if t == Data.self { return unsafeBitCast(try r.readData(at: offset, end: &end), to: T.self) }
-            if t == Date.self { return unsafeBitCast(try r.readDate(at: offset, end: &end), to: T.self) }
-            if t == URL.self { return unsafeBitCast(try r.readURL(at: offset, end: &end), to: T.self) }
-            if t == UUID.self { return unsafeBitCast(try r.readUUID(at: offset, end: &end), to: T.self) }
-            if t == Decimal.self { return unsafeBitCast(try r.readDecimal(at: offset, end: &end), to: T.self) }
-            if t == CBOR.self {
+            switch kind {
+            case .int64: return unsafeBitCast(try r.readInt(Int64.self, at: offset, end: &end), to: T.self)
+            case .uint64: return unsafeBitCast(try r.readUInt(UInt64.self, at: offset, end: &end), to: T.self)
+            case .float: return unsafeBitCast(try r.readFloat(at: offset, end: &end), to: T.self)
+            case .int32: return unsafeBitCast(try r.readInt(Int32.self, at: offset, end: &end), to: T.self)
+            case .uint32: return unsafeBitCast(try r.readUInt(UInt32.self, at: offset, end: &end), to: T.self)
+            case .int16: return unsafeBitCast(try r.readInt(Int16.self, at: offset, end: &end), to: T.self)
+            case .uint16: return unsafeBitCast(try r.readUInt(UInt16.self, at: offset, end: &end), to: T.self)
+            case .int8: return unsafeBitCast(try r.readInt(Int8.self, at: offset, end: &end), to: T.self)
+            case .uint8: return unsafeBitCast(try r.readUInt(UInt8.self, at: offset, end: &end), to: T.self)
+            case .uint: return unsafeBitCast(try r.readUInt(UInt.self, at: offset, end: &end), to: T.self)
+            case .data: return unsafeBitCast(try r.readData(at: offset, end: &end), to: T.self)
+            case .date: return unsafeBitCast(try r.readDate(at: offset, end: &end), to: T.self)
+            case .url: return unsafeBitCast(try r.readURL(at: offset, end: &end), to: T.self)
+            case .uuid: return unsafeBitCast(try r.readUUID(at: offset, end: &end), to: T.self)
+            case .decimal: return unsafeBitCast(try r.readDecimal(at: offset, end: &end), to: T.self)
+            case .cbor:
                 let (item, e) = try CBOR.parse(r, at: offset, maxDepth: Int.max)
                 end = e
                 return unsafeBitCast(item, to: T.self)
-            }
-            // Collections (one pointer wide) of scalars, without a container per element.
-            if MemoryLayout<T>.size == MemoryLayout<[Int]>.size {
-            if t == _CBORKnownTypes.intArray {
+            case .intArray:
                 return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.stringArray {
+            case .stringArray:
                 return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readString(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.doubleArray {
+            case .doubleArray:
                 return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readDouble(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.boolArray {
+            case .boolArray:
                 return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readBool(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.uint8Array {
+            case .uint8Array:
                 return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readUInt(UInt8.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.int64Array {
+            case .int64Array:
                 return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int64.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.uint64Array {
+            case .uint64Array:
                 return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readUInt(UInt64.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.floatArray {
+            case .floatArray:
                 return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readFloat(at: p, end: &e) }, to: T.self)
-            }
-            // String-keyed dictionaries of scalars, without allKeys and a lookup per key.
-            if t == _CBORKnownTypes.stringToString {
+            case .stringToString:
                 return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readString(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.stringToInt {
+            case .stringToInt:
                 return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.stringToBool {
+            case .stringToBool:
                 return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readBool(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.stringToDouble {
+            case .stringToDouble:
                 return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readDouble(at: p, end: &e) }, to: T.self)
-            }
             }
         } catch {
             var e = error
@@ -377,7 +364,6 @@ final class _CBORDecoder: ManagedBuffer<_CBORDecoderState, _CBORMapCursor>, Deco
             if failedIndex >= 0 { path.append(_CBORIndexKey(failedIndex)) }
             throw e.decodingError(path)
         }
-        return nil
     }
 
     // MARK: Decoder

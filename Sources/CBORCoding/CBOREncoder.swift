@@ -209,6 +209,9 @@ struct _CBOREncoderState {
         didSet { hasPendingError = pendingError != nil }
     }
     var hasPendingError = false
+    /// Set by `encodeSpecial` for a NaN or infinite `Date` (not written), with its seconds.
+    var nonFiniteDate = false
+    var nonFiniteSeconds = 0.0
 
     init(deterministic: Bool, userInfo: [CodingUserInfoKey: any Sendable], frames: UnsafeMutablePointer<_CBORFrame>) {
         self.deterministic = deterministic
@@ -489,7 +492,10 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
     }
 
     func encodeValueSlow<T: Encodable, K: CodingKey>(_ value: T, key: K, push: Bool) throws {
-        if try encodeSpecial(value, key: key, push: push) { return }
+        if encodeSpecial(value) {
+            if s.pointee.nonFiniteDate { throw nonFiniteDate(key: key, push: push) }
+            return
+        }
         let st = s
         let savedBase = st.pointee.slotBase, savedStart = st.pointee.slotStart, savedType = st.pointee.currentType
         let savedPath = st.pointee.path.count
@@ -517,10 +523,20 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         if st.pointee.hasPendingError, let error = st.pointee.pendingError { throw error }
     }
 
+    /// The error for a `Date` that is NaN or infinite, which the decoder would refuse.
+    @inline(never)
+    func nonFiniteDate<K: CodingKey>(key: K, push: Bool) -> EncodingError {
+        s.pointee.nonFiniteDate = false
+        // The seconds, not the Date, as the value: Foundation traps when it prints a NaN Date.
+        let seconds = s.pointee.nonFiniteSeconds
+        return EncodingError.invalidValue(seconds, EncodingError.Context(codingPath: push ? codingPath + [key] : codingPath, debugDescription: "CBOREncoder: a Date of \(seconds) seconds is not a finite date (CBORDecoder refuses NaN and infinite dates)"))
+    }
+
     /// Writes the types with a CBOR form of their own; returns false for everything else.
     ///
-    /// Throws for a `Date` that is NaN or infinite, which the decoder would refuse.
-    func encodeSpecial<T: Encodable, K: CodingKey>(_ value: T, key: K, push: Bool) throws -> Bool {
+    /// A `Date` that is NaN or infinite is not written: it sets the state's `nonFiniteDate`,
+    /// for the caller to throw (which keeps this hot function free of error paths).
+    func encodeSpecial<T: Encodable>(_ value: T) -> Bool {
         let t: Any.Type = T.self
         let w = self.w
         if t == Int64.self { w.pointee.writeInt(unsafeBitCast(value, to: Int64.self)) }
@@ -539,11 +555,12 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         }
         else if t == Date.self {
             let date = unsafeBitCast(value, to: Date.self)
-            guard date.timeIntervalSinceReferenceDate.isFinite else {
-                // The seconds, not the Date, as the value: Foundation traps when it prints a NaN Date.
-                throw EncodingError.invalidValue(date.timeIntervalSinceReferenceDate, EncodingError.Context(codingPath: push ? codingPath + [key] : codingPath, debugDescription: "CBOREncoder: a Date of \(date.timeIntervalSinceReferenceDate) seconds is not a finite date (CBORDecoder refuses NaN and infinite dates)"))
+            if date.timeIntervalSinceReferenceDate.isFinite {
+                CBORSpecial.writeDate(date, to: &w.pointee)
+            } else {
+                s.pointee.nonFiniteDate = true
+                s.pointee.nonFiniteSeconds = date.timeIntervalSinceReferenceDate
             }
-            CBORSpecial.writeDate(date, to: &w.pointee)
         }
         else if t == URL.self {
             w.pointee.writeHead(major: 6, argument: 32)
