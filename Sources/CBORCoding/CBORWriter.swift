@@ -135,11 +135,17 @@ struct CBORWriter {
     /// ``normalizesStrings`` is set (see ``CBOREncoder/normalizesStringsToNFC``).
     @inline(__always)
     mutating func writeString(_ value: String) {
-        if normalizesStrings {
-            writeText(CBOREncoder.normalizedToNFC(value))
-        } else {
-            writeText(value)
+        if _slowPath(normalizesStrings) {
+            writeNormalized(value)
+            return
         }
+        writeText(value)
+    }
+
+    /// Writes `value` in NFC; out of line, so that the usual path inlines one `writeText`.
+    @inline(never)
+    mutating func writeNormalized(_ value: String) {
+        writeText(CBOREncoder.normalizedToNFC(value))
     }
 
     /// Writes a text string (major type 3) from a Swift string's UTF-8, as it is.
