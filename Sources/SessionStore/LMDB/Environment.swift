@@ -34,6 +34,8 @@ final class Environment: @unchecked Sendable {
 
     private let handle: OpaquePointer
     let path: String
+    /// The file-backed part of the map, against which every returned buffer is checked.
+    private let bounds: MapBounds
     private let gate = ReadWriteGate()
     private var isClosed = false
     /// Set when `mdb_env_set_mapsize` failed: LMDB may have unmapped the file, so no
@@ -79,13 +81,15 @@ final class Environment: @unchecked Sendable {
     ///
     /// - Throws: ``LMDBError`` with the code of the failing call (for example `EACCES`).
     init(path: String, options: Options) throws(LMDBError) {
+        // Before LMDB maps the file: its meta pages against its size (see DataFileCheck).
+        let coveredSize = try DataFileCheck.prepare(directory: path)
         var env: OpaquePointer?
         try LMDBError.check(mdb_env_create(&env), "mdb_env_create")
         guard let env else { throw LMDBError(code: ENOMEM, function: "mdb_env_create") }
         do {
             try LMDBError.check(mdb_env_set_maxreaders(env, options.maxReaders), "mdb_env_set_maxreaders")
             try LMDBError.check(mdb_env_set_maxdbs(env, options.maxDatabases), "mdb_env_set_maxdbs")
-            try LMDBError.check(mdb_env_set_mapsize(env, options.mapSize), "mdb_env_set_mapsize")
+            try LMDBError.check(mdb_env_set_mapsize(env, max(options.mapSize, coveredSize)), "mdb_env_set_mapsize")
             var flags = UInt32(MDB_NOTLS)
             if options.noSync { flags |= UInt32(MDB_NOSYNC) }
             try LMDBError.check(mdb_env_open(env, path, flags, options.fileMode), "mdb_env_open")
@@ -100,6 +104,7 @@ final class Environment: @unchecked Sendable {
         }
         handle = env
         self.path = path
+        bounds = MapBounds(env)
     }
 
     deinit {
@@ -260,7 +265,7 @@ final class Environment: @unchecked Sendable {
                     throw error
                 case .success(let txn)?:
                     defer { endRead(txn) }
-                    return try body(Transaction(handle: txn))
+                    return try body(Transaction(handle: txn, bounds: bounds, readOnly: true))
                 }
             }
             if resized {
@@ -287,7 +292,7 @@ final class Environment: @unchecked Sendable {
                 if rc != 0 { return .failure(LMDBError(code: rc, function: "mdb_txn_begin(write)")) }
                 let value: R
                 do {
-                    value = try body(Transaction(handle: txn!))
+                    value = try body(Transaction(handle: txn!, bounds: bounds, readOnly: false))
                 } catch {
                     mdb_txn_abort(txn)
                     throw error
@@ -331,6 +336,7 @@ final class Environment: @unchecked Sendable {
             usable.store(false, ordering: .relaxed)
             throw error
         }
+        bounds.refresh(handle)
     }
 
     /// Adopts the map size another process set (after `MDB_MAP_RESIZED`).
