@@ -19,9 +19,10 @@ import CLMDB
 /// a message saying what is wrong, a file whose
 /// - meta pages are not LMDB 0.9 meta pages (another program's file, garbage, zeros),
 /// - page size is not a power of two from 512 bytes to 64 KiB, or differs between the two,
-/// - last page number is below 1 or too large to address,
-/// - roots are a meta page, past the last page, or past the end of the file,
-/// - size is below its last page and not a whole number of pages (cut mid-page).
+/// and whose newest meta page (the one LMDB uses) has
+/// - a last page number below 1 or too large to address,
+/// - roots on a meta page, past the last page, or past the end of the file,
+/// - a last page past a size that is not a whole number of pages (cut mid-page).
 ///
 /// Once LMDB has opened the file, `mdb_page_get` refuses page numbers past the last page
 /// of the transaction's meta page (`MDB_PAGE_NOTFOUND`), so a damaged branch page cannot
@@ -113,14 +114,26 @@ enum DataFileCheck {
         let pageSize = first.pageSize
         let size = fileSize(fd)
         let pages = UInt64(size / pageSize)
-        let newest = second.transactionID > first.transactionID ? second : first
-        for (index, meta) in [first, second].enumerated() {
-            for root in meta.roots where root != noRoot && root >= pages {
-                throw refuse(LMDBError.corrupted, "meta page \(index) (transaction \(meta.transactionID)) has a root at page \(root), but the file ends after \(pages) pages of \(pageSize) bytes: it was cut short or its meta page is damaged")
+        // LMDB uses the meta page with the higher transaction id (page 0 on a tie). The
+        // other one may hold a mix of old and new fields on purpose: when writing a meta
+        // page fails, LMDB writes the new roots back with the old transaction id and last
+        // page, so that it is never picked. So only the newest one's contents are checked.
+        let (index, newest) = second.transactionID > first.transactionID ? (1, second) : (0, first)
+        let lastPage = newest.lastPage
+        // At most 2^47 bytes of pages: beyond any map a 64-bit address space holds.
+        guard lastPage >= 1, lastPage < (UInt64(1) << 47) / UInt64(pageSize) else {
+            throw refuse(LMDBError.corrupted, "meta page \(index) (transaction \(newest.transactionID)) gives \(lastPage) as its last page number, which no data file can have")
+        }
+        for root in newest.roots where root != noRoot {
+            if root < 2 || root > lastPage {
+                throw refuse(LMDBError.corrupted, "meta page \(index) (transaction \(newest.transactionID)) has a root at page \(root), outside the data pages 2…\(lastPage)")
+            }
+            if root >= pages {
+                throw refuse(LMDBError.corrupted, "meta page \(index) (transaction \(newest.transactionID)) has a root at page \(root), but the file ends after \(pages) pages of \(pageSize) bytes: it was cut short or its meta page is damaged")
             }
         }
-        // Both products are below Int.max: meta(_:page:_:) bounds the last page.
-        let required = (Int(max(first.lastPage, second.lastPage)) + 1) * pageSize
+        // Below Int.max: the last page is bounded above.
+        let required = (Int(lastPage) + 1) * pageSize
         if size < required, size % pageSize != 0 {
             throw refuse(LMDBError.corrupted, "the file is \(size) bytes long, not a whole number of \(pageSize)-byte pages, and its meta page (transaction \(newest.transactionID)) says the data reaches \(required) bytes: it was cut short")
         }
@@ -131,7 +144,8 @@ enum DataFileCheck {
         return wanted
     }
 
-    /// The fields of the meta page in `bytes`, checked on their own.
+    /// The fields of the meta page in `bytes`, after checking what LMDB checks of both
+    /// (flag, magic, version) and the page size, which LMDB uses from page 0 to find page 1.
     private static func meta(_ bytes: [UInt8], page: Int, _ refuse: (Int32, String) -> LMDBError) throws(LMDBError) -> Meta {
         func field<T: FixedWidthInteger>(_ offset: Int, _ type: T.Type) -> T {
             bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: T.self) }.littleEndian
@@ -147,16 +161,9 @@ enum DataFileCheck {
         guard pageSize >= 512, pageSize <= 1 << 16, pageSize & (pageSize - 1) == 0 else {
             throw refuse(LMDBError.corrupted, "meta page \(page) gives a page size of \(pageSize) bytes, not a power of two from 512 to 65536")
         }
-        let lastPage = field(Layout.lastPage, UInt64.self)
-        // At most 2^47 bytes of pages: beyond any map a 64-bit address space holds.
-        guard lastPage >= 1, lastPage < (UInt64(1) << 47) / UInt64(pageSize) else {
-            throw refuse(LMDBError.corrupted, "meta page \(page) gives \(lastPage) as its last page number, which no data file can have")
-        }
-        let roots = [field(Layout.freeRoot, UInt64.self), field(Layout.mainRoot, UInt64.self)]
-        for root in roots where root != noRoot && (root < 2 || root > lastPage) {
-            throw refuse(LMDBError.corrupted, "meta page \(page) has a root at page \(root), outside the data pages 2…\(lastPage)")
-        }
-        return Meta(pageSize: pageSize, lastPage: lastPage, roots: roots, transactionID: field(Layout.transactionID, UInt64.self))
+        return Meta(pageSize: pageSize, lastPage: field(Layout.lastPage, UInt64.self),
+                    roots: [field(Layout.freeRoot, UInt64.self), field(Layout.mainRoot, UInt64.self)],
+                    transactionID: field(Layout.transactionID, UInt64.self))
     }
 
     private static func fileSize(_ fd: Int32) -> Int {

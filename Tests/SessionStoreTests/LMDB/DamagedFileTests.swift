@@ -315,6 +315,22 @@ import Testing
         #expect(outcome.count("loaded") == Self.records, "\(outcome)")
     }
 
+    /// LMDB never uses the older meta page, and after a failed meta write it leaves one
+    /// with the new roots but the old transaction id and last page on purpose: such a page
+    /// must not get a healthy store refused. (The I/O fault scenario `io-meta-write-eio`
+    /// found this in the first version of the check.)
+    @Test func anOlderMetaPageWithRootsPastItsLastPageIsIgnored() throws {
+        let outcome = try scanAfter { file in
+            let meta = try newestMeta(file)
+            let older = meta.offset == 0 ? meta.pageSize : 0
+            let pages = try size(file) / meta.pageSize
+            try overwrite(file, at: older + Meta.mainRoot, with: little(UInt64(pages + 50)))
+            try overwrite(file, at: older + Meta.freeRoot, with: little(UInt64(pages + 60)))
+        }
+        #expect(outcome.signal == nil && outcome.status == 0, "\(outcome)")
+        #expect(outcome.count("loaded") == Self.records, "\(outcome)")
+    }
+
     /// A meta page claiming far more pages than the file holds, with its roots inside the
     /// file: the pages past the end are taken for unwritten free pages and the file is
     /// extended over them, so whatever a damaged tree reaches there reads as zeros
