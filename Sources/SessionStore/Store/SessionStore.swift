@@ -94,6 +94,8 @@ public final class SessionStore: Sendable {
                 environment.remember([("records", records), ("meta", metadata)])
             } catch {
                 environment.close()
+                // A refused environment (another program's, a newer format) is left as found.
+                environment.restoreDataFileSize()
                 throw error
             }
             maxKeySize = environment.maxKeySize
