@@ -9,7 +9,8 @@
 # Compiles Sources/CBORCoding as its own module and Sources/SessionStore together with
 # Tools/RecordFuzz/FuzzRecords.swift into one executable (swiftc -sanitize=fuzzer,address,
 # linking -llmdb; `swift build -Xswiftc -sanitize=fuzzer` does not link here), writes valid
-# records of every fuzzed type as the seed corpus, and runs. Each input is planted under
+# records of every fuzzed type as the seed corpus (with Date records holding the decoder's
+# date seeds), and runs. Each input is planted under
 # one record key with a raw mdb_put, then loaded through SessionStore as each type.
 # Everything goes to .build-recordfuzz/ at the repository root. Exits nonzero if the fuzzer
 # finds a crash, a sanitizer error or an unexpected error; the input that caused it is
@@ -45,6 +46,12 @@ mapfile -t store_sources < <(find "$root/Sources/SessionStore" -name '*.swift' |
 
 echo "Writing the seed corpus (valid records)..."
 RECORDFUZZ_WRITE_SEEDS="$out/corpus" "$out/fuzz-records"
+# And Date records whose values are the decoder seeds that once trapped (bignum and
+# non-finite dates): the record header of a Date, then the seed's CBOR item.
+date_header="d953538301$(printf 'Foundation.Date' | od -An -tx1 | tr -d ' \n' | sed 's/^/6f/')"
+for file in "$root"/Tools/Fuzz/Seeds/date-*.hex; do
+    { echo "$date_header"; grep -v '^#' "$file" || true; } | tr -d ' \n\r\t' | perl -ne 'print pack("H*", $_)' > "$out/corpus/record-$(basename "$file" .hex)"
+done
 
 limit=()
 if [[ "$seconds" != "0" ]]; then limit+=(-max_total_time="$seconds"); fi
