@@ -38,7 +38,7 @@ echo "Compiling CBORCoding..."
 echo "Compiling the fuzz target..."
 mapfile -t store_sources < <(find "$root/Sources/SessionStore" -name '*.swift' | sort)
 "$swiftc" -sanitize=fuzzer,address -parse-as-library -O \
-    -module-name RecordFuzz -module-cache-path "$out/module-cache" \
+    -module-name RecordFuzz -package-name SessionStore -module-cache-path "$out/module-cache" \
     -I "$out/modules" -I "$root/Sources/CLMDB" \
     "${store_sources[@]}" "$root/Tools/RecordFuzz/FuzzRecords.swift" \
     "$out/libCBORCoding.a" -llmdb \

@@ -68,39 +68,18 @@ enum KeyLayout {
     /// Runs `body` with the record key of the text key `name` under `prefix`, built in
     /// temporary memory rather than on the heap; returns nil, without calling `body`, when
     /// the key would exceed `limit` bytes.
+    ///
+    /// The name's bytes are taken as they are, not normalized: for the cache's hit path,
+    /// whose entries all have normalized keys. A name in NFC (every ASCII name among them)
+    /// finds its entry; one that is not cannot match any entry (its bytes are no string's
+    /// NFC form), misses, and is loaded through ``recordKey(_:_:limit:)``, which normalizes.
     @inline(__always)
     static func withRecordKey<R>(_ prefix: UnsafeRawBufferPointer, text name: String, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         // Native strings lend their UTF-8 without a copy; others (bridged) are copied once.
-        if let result = name.utf8.withContiguousStorageIfAvailable({ utf8 -> R? in
-            isASCII(utf8) ? withRecordKey(prefix, utf8: utf8, limit: limit, body) : withNormalizedRecordKey(prefix, text: name, limit: limit, body)
-        }) {
+        if let result = name.utf8.withContiguousStorageIfAvailable({ withRecordKey(prefix, utf8: $0, limit: limit, body) }) {
             return result
         }
-        return withNormalizedRecordKey(prefix, text: name, limit: limit, body)
-    }
-
-    /// ``withRecordKey(_:text:limit:_:)`` for a key that may not be in NFC (or not native).
-    @inline(never)
-    private static func withNormalizedRecordKey<R>(_ prefix: UnsafeRawBufferPointer, text name: String, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
-        Array(CBOREncoder.normalizedToNFC(name).utf8).withUnsafeBufferPointer { withRecordKey(prefix, utf8: $0, limit: limit, body) }
-    }
-
-    /// Whether every byte is below 0x80, eight at a time.
-    @inline(__always)
-    static func isASCII(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = utf8.baseAddress else { return true }
-        let raw = UnsafeRawPointer(base)
-        var bits: UInt64 = 0
-        var offset = 0
-        while utf8.count &- offset >= 8 {
-            bits |= raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
-            offset &+= 8
-        }
-        while offset < utf8.count {
-            bits |= UInt64(utf8[offset])
-            offset &+= 1
-        }
-        return bits & 0x8080_8080_8080_8080 == 0
+        return Array(name.utf8).withUnsafeBufferPointer { withRecordKey(prefix, utf8: $0, limit: limit, body) }
     }
 
     @inline(__always)

@@ -240,7 +240,7 @@ public final class SessionStore: Sendable {
     func cachedValue(named name: String, in scope: ScopeReference, snapshot: inout Int?) throws(SessionStoreError) -> CachedValue? {
         try checkOpen()
         guard cache.isEnabled else { return nil }
-        let id = try cacheSnapshot(loading: scope.describe(name))
+        let id = try cacheSnapshot(loading: name, in: scope)
         snapshot = id
         let cache = self.cache
         return KeyLayout.withRecordKey(scope.prefixBytes, text: name, limit: maxKeySize) { key in
@@ -249,11 +249,16 @@ public final class SessionStore: Sendable {
     }
 
     /// The snapshot id a cache lookup is checked against (see ``ValueCache``).
-    private func cacheSnapshot(loading name: @autoclosure () -> String) throws(SessionStoreError) -> Int {
+    ///
+    /// Takes the key and scope rather than a closure that describes them: capturing them
+    /// costs a retain and a release on every cached load, while the description is needed
+    /// only for an error.
+    @inline(__always)
+    private func cacheSnapshot<K>(loading key: K, in scope: ScopeReference) throws(SessionStoreError) -> Int {
         do {
             return try environment.snapshotID()
         } catch {
-            throw storageError(error, while: "loading \(name())")
+            throw storageError(error, while: "loading \(scope.describe(key))")
         }
     }
 
@@ -266,7 +271,7 @@ public final class SessionStore: Sendable {
         try checkOpen()
         let recordKey = try KeyLayout.recordKey(scope.prefix, key, limit: maxKeySize)
         if cache.isEnabled, checked == nil {
-            let snapshot = try cacheSnapshot(loading: scope.describe(key))
+            let snapshot = try cacheSnapshot(loading: key, in: scope)
             let hit = recordKey.withUnsafeBytes { cache.value(for: $0, snapshot: snapshot) }
             if let value = hit?.value(as: V.self) { return value }
         }

@@ -117,7 +117,9 @@ final class ValueCache: Sendable {
     /// The cached value for `key` as of snapshot `snapshot`, or nil on a miss.
     func value(for key: UnsafeRawBufferPointer, snapshot: Int) -> CachedValue? {
         let hash = Self.hash(key, seed: seed)
-        return withState { state in
+        // The hit path takes the lock directly: values that a newer snapshot clears here
+        // wait in `released` for the next mutation, which releases them after its lock.
+        return state.withLock { state in
             if snapshot > state.generation, !Self.mayServe(key, hash: hash, atNewer: snapshot, &state) {
                 state.misses += 1
                 return nil
