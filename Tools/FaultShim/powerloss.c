@@ -243,6 +243,12 @@ static int ready(void) {
     return active;
 }
 
+/// Opens the journal as the library loads, so that it exists before the process can touch
+/// the store (a process killed before this made no change the journal could miss).
+__attribute__((constructor)) static void load(void) {
+    ready();
+}
+
 /// The absolute path of `name` opened relative to `directory` (AT_FDCWD or a descriptor).
 static int absolute(int directory, const char *name, char *out) {
     if (!name) return 0;

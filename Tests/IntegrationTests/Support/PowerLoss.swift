@@ -14,7 +14,9 @@ import Glibc
 /// - ``Shape/randomSubset``: a random half of the unsynced writes, in random order (a disk
 ///   and its cache write back in any order);
 /// - ``Shape/tornSectors``: each 512-byte sector of each unsynced write, independently
-///   (a write torn at sector granularity; the sector is the unit a disk writes whole).
+///   (a write torn at sector granularity; the sector is the unit a disk writes whole);
+/// - ``Shape/orderedPrefix``: every unsynced write after a random one, newest first (a disk
+///   or file system that keeps writes in order: what LMDB's `MDB_NOSYNC` relies on).
 ///
 /// Rolling a range back writes the bytes the write overwrote, and zeros where the file was
 /// shorter (a hole). Every sector thus ends up holding one of the versions it had since the
@@ -28,6 +30,10 @@ enum PowerLoss {
         case rollbackAll = "rollback-all"
         case randomSubset = "random-subset"
         case tornSectors = "torn-sectors"
+        case orderedPrefix = "ordered-prefix"
+
+        /// The shapes that keep later writes while losing earlier ones.
+        var reorders: Bool { self == .randomSubset || self == .tornSectors }
     }
 
     /// The sector size a disk writes atomically.
@@ -44,6 +50,9 @@ enum PowerLoss {
         var entriesVanished: [String] = []
         var storeVanished = false
         var sizes: [String] = []
+        /// ``Shape/orderedPrefix``: the event number of the first write rolled back (every
+        /// later event is lost too).
+        var orderedCut = UInt64.max
 
         var summary: String {
             var text = "\(shape.rawValue): \(writesRolledBack) of \(unsyncedWrites) unsynced writes rolled back"
@@ -68,8 +77,14 @@ enum PowerLoss {
             guard FileManager.default.fileExists(atPath: file.path) else { continue }
             try restore(file, id: id, journal, shape, &outcome, &random)
         }
+        // An ordered disk keeps the names of the kept writes' files: it vanishes only what
+        // was created after the first write it lost.
         for entry in journal.entries.sorted(by: { $0.seq > $1.seq }) where !journal.isDurable(entry) {
-            let vanish = shape == .rollbackAll || Bool.random(using: &random)
+            let vanish = switch shape {
+            case .rollbackAll: true
+            case .orderedPrefix: entry.seq > outcome.orderedCut
+            case .randomSubset, .tornSectors: Bool.random(using: &random)
+            }
             guard vanish, FileManager.default.fileExists(atPath: entry.path) else { continue }
             try FileManager.default.removeItem(atPath: entry.path)
             outcome.entriesVanished.append((entry.path as NSString).lastPathComponent + (entry.isDirectory ? "/" : ""))
@@ -94,6 +109,11 @@ enum PowerLoss {
         switch shape {
         case .rollbackAll:
             rollBack = unsynced.reversed().map { Piece(write: $0, start: $0.offset, end: $0.end) }
+        case .orderedPrefix:
+            let kept = unsynced.isEmpty ? 0 : Int.random(in: 0...unsynced.count, using: &random)
+            for write in unsynced[..<kept] where write.end > write.sizeBefore { keptEnd = max(keptEnd, write.end) }
+            rollBack = unsynced[kept...].reversed().map { Piece(write: $0, start: $0.offset, end: $0.end) }
+            if kept < unsynced.count { outcome.orderedCut = min(outcome.orderedCut, unsynced[kept].seq) }
         case .randomSubset:
             for write in unsynced {
                 if Bool.random(using: &random) {

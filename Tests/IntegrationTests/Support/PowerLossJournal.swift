@@ -66,9 +66,16 @@ struct PowerLossJournal: Sendable {
     private static let headerSize = 64
 
     /// Reads the journal the child with `pid` wrote into `directory`.
-    init(directory: String, pid: pid_t) throws {
+    ///
+    /// A missing journal is an empty one when `diedEarly` (the child printed nothing): the
+    /// shim opens it as it loads, so a child killed before that changed nothing.
+    init(directory: String, pid: pid_t, diedEarly: Bool) throws {
         let path = "\(directory)/\(pid).journal"
         guard let data = FileManager.default.contents(atPath: path) else {
+            if diedEarly {
+                try self.init(bytes: [], path: path)
+                return
+            }
             throw ChildError("the power-loss journal \(path) is missing (was the shim loaded?)")
         }
         try self.init(bytes: [UInt8](data), path: path)
@@ -119,6 +126,14 @@ struct PowerLossJournal: Sendable {
     func isDurable(_ entry: Entry) -> Bool {
         let parent = (entry.path as NSString).deletingLastPathComponent
         return directorySyncs.contains { $0.path == parent && $0.seq > entry.seq }
+    }
+
+    /// Whether this process made data.mdb from nothing (it was empty when first opened) and
+    /// never synced it: nothing in it was ever durable.
+    var dataFileNeverSynced: Bool {
+        files.contains { id, file in
+            file.journaled && file.baseSize == 0 && lastSync(of: id) == nil
+        }
     }
 
     /// The writes of `file` no sync covers, oldest first.
