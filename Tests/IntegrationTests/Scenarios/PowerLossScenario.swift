@@ -20,8 +20,8 @@ import Glibc
 ///
 /// After the loss:
 /// - a fresh process (Tools/FaultShim/storecheck.c, raw LMDB) reads every page the
-///   environment references: it must open and read it all (a damaged map would crash that
-///   process, not the tests);
+///   environment references and commits writes to a copy of it: it must open, read it all
+///   and write (a damaged map or free list would crash that process, not the tests);
 /// - the store opens with SessionStore and ``StoreInspection`` checks it: every
 ///   acknowledged durable batch is there, the store holds exactly the first K batches of
 ///   each task (no torn multi-key batch), every record decodes, the cache agrees; then the
@@ -48,8 +48,8 @@ struct PowerLossScenario: CrashScenario {
 
     /// How far past the sync interval a relaxed-mode loss may reach: a sync runs when a
     /// commit or the writer thread's timer sees the interval passed, and takes a few
-    /// milliseconds on a quiet disk (more on a loaded CI machine).
-    static let relaxedSlack = Duration.milliseconds(400)
+    /// milliseconds on a quiet disk; on a loaded 2-core machine it ran up to 250 ms late.
+    static let relaxedSlack = Duration.seconds(1)
 
     var name: String {
         switch mode {
@@ -127,6 +127,11 @@ struct PowerLossScenario: CrashScenario {
             let outcome = try PowerLoss.apply(shape, killed.journal, random: &context.random)
             let known = KnownIssue(relaxed: relaxed, shape)
             tallyLoss(context, outcome, killed)
+            if growth {
+                let size = fileSize(path + "/data.mdb")
+                context.tally.maximum("data-mdb-bytes", size)
+                if size > 256 << 10 { context.tally.count("rounds-past-initial-map") }
+            }
 
             var run = WorkloadRun(plan: plan, tasks: 0..<tasks, killed: true)
             run.lossSinceSyncAllowed = relaxed
@@ -166,6 +171,9 @@ struct PowerLossScenario: CrashScenario {
     private func measureRelaxedLoss(_ context: ScenarioContext, _ run: WorkloadRun, _ counts: InspectionCounts,
                                     _ killed: Killed, interval: Duration, after what: String, _ known: KnownIssue?) {
         guard known == nil else { return }
+        // This round's losses only: the inspection lists the earlier rounds' again.
+        var counts = counts
+        counts.allowedLoss = counts.allowedLoss.filter { $0 >= run.plan.base && $0 < run.plan.base + 10_000_000 }
         context.tally.count("relaxed-losses")
         context.tally.count("relaxed-writes-lost", counts.allowedLoss.count)
         context.tally.maximum("relaxed-writes-lost-at-once", counts.allowedLoss.count)
@@ -356,6 +364,8 @@ struct PowerLossScenario: CrashScenario {
         if outcome.shape == .tornSectors { context.tally.count("sectors-torn-back", outcome.sectorsRolledBack) }
         context.tally.count("entries-vanished", outcome.entriesVanished.count)
         if outcome.storeVanished { context.tally.count("stores-vanished") }
+        if outcome.unsyncedExtensions > 0 { context.tally.count("losses-with-unsynced-file-growth") }
+        context.tally.count("files-shrunk-by-loss", outcome.filesShrunk)
         if let event = killed.killedAtEvent { context.tally.count("cut-at-\(event)") }
         if !killed.lines.contains("ready") { context.tally.count("cuts-before-ready") }
         context.tally.maximum("unsynced-writes-at-once", outcome.unsyncedWrites)
@@ -403,12 +413,17 @@ struct PowerLossScenario: CrashScenario {
     }
 }
 
-/// Runs Tools/FaultShim/storecheck.c on the store at `path`: its exit status (-signal when
+/// Runs Tools/FaultShim/storecheck.c on the store at `path` (reading every page, then
+/// committing writes to a copy of data.mdb beside the store): its exit status (-signal when
 /// a signal killed it) and its output line.
 func runStoreCheck(_ path: String) throws -> (status: Int32, output: String) {
+    let scratch = path + ".storecheck"
+    try? FileManager.default.removeItem(atPath: scratch)
+    try FileManager.default.createDirectory(atPath: scratch, withIntermediateDirectories: false)
+    defer { try? FileManager.default.removeItem(atPath: scratch) }
     let process = Process()
     process.executableURL = URL(fileURLWithPath: try FaultShim.storeCheck())
-    process.arguments = [path]
+    process.arguments = [path, scratch]
     let output = Pipe()
     process.standardOutput = output
     process.standardError = output

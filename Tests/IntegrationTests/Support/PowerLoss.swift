@@ -50,6 +50,10 @@ enum PowerLoss {
         var entriesVanished: [String] = []
         var storeVanished = false
         var sizes: [String] = []
+        /// Unsynced writes that extended a file (the map growing into new pages).
+        var unsyncedExtensions = 0
+        /// Files the loss made shorter (unsynced growth undone).
+        var filesShrunk = 0
         /// ``Shape/orderedPrefix``: the event number of the first write rolled back (every
         /// later event is lost too).
         var orderedCut = UInt64.max
@@ -103,6 +107,7 @@ enum PowerLoss {
         var durableSize = lastSync?.size ?? file.baseSize
         for write in durable { durableSize = max(durableSize, write.end) }
         outcome.unsyncedWrites += unsynced.count
+        outcome.unsyncedExtensions += unsynced.filter { $0.end > $0.sizeBefore }.count
 
         var rollBack: [Piece] = []
         var keptEnd = durableSize
@@ -154,6 +159,7 @@ enum PowerLoss {
             }
         }
         let finalSize = shape == .rollbackAll ? durableSize : max(durableSize, min(keptEnd, sizeAtKill))
+        if finalSize < sizeAtKill { outcome.filesShrunk += 1 }
         if finalSize != sizeAtKill {
             guard ftruncate(fd, off_t(finalSize)) == 0 else {
                 throw ChildError("cannot truncate \(file.path) to \(finalSize): \(String(cString: strerror(errno)))")
