@@ -30,7 +30,7 @@ extension CBOR {
     public init(decoding buffer: UnsafeRawBufferPointer, maxDepth: Int = CBORDecoder.defaultMaxDepth) throws {
         let reader = CBORReader(buffer)
         do throws(CBORReadError) {
-            let (item, end) = try CBOR.parse(reader, at: 0, depth: 0, maxDepth: maxDepth)
+            let (item, end) = try CBOR.parse(reader, at: 0, maxDepth: maxDepth)
             guard end == reader.count else {
                 throw CBORReadError(at: end, "trailing bytes: the data item ends at byte offset \(end) but the input has \(reader.count) bytes")
             }
@@ -41,8 +41,83 @@ extension CBOR {
     }
 
     /// Parses the item at `offset`; returns it and the offset after it.
-    static func parse(_ reader: CBORReader, at offset: Int, depth: Int, maxDepth: Int) throws(CBORReadError) -> (CBOR, Int) {
-        let h = try reader.head(at: offset)
+    ///
+    /// Iterative: the arrays, maps and tags still open are kept on a heap stack, so the
+    /// nesting depth costs no call stack (nesting deeper than `maxDepth` throws).
+    static func parse(_ reader: CBORReader, at offset: Int, maxDepth: Int) throws(CBORReadError) -> (CBOR, Int) {
+        var open: [OpenItem] = []
+        var position = offset
+        while true {
+            var value: CBOR? = nil
+            if let i = open.indices.last {
+                if open[i].head.major == 5 && open[i].key != nil {
+                    // The value of the entry whose key was just read.
+                    if open[i].head.isIndefinite && position < reader.count && reader.byte(position) == 0xFF {
+                        throw CBORReadError(at: position, "break inside an indefinite-length map after a key without a value")
+                    }
+                } else if open[i].head.major != 6 {
+                    if try !reader.nextElement(of: open[i].head, at: &position, remaining: &open[i].remaining, start: open[i].start) {
+                        value = open.removeLast().finished
+                    }
+                }
+            }
+            if value == nil {
+                let h = try reader.head(at: position)
+                switch h.major {
+                case 4, 5, 6:
+                    guard open.count < maxDepth else { throw reader.tooDeep(position, maxDepth) }
+                    var item = OpenItem(head: h, start: position, remaining: 1)
+                    if h.major != 6 {
+                        item.remaining = h.isIndefinite ? Int.max : try reader.checkedCount(h, at: position)
+                        if !h.isIndefinite && h.major == 4 { item.items.reserveCapacity(item.remaining) }
+                        if !h.isIndefinite && h.major == 5 { item.entries.reserveCapacity(item.remaining) }
+                    }
+                    open.append(item)
+                    position = h.next
+                    continue
+                default:
+                    (value, position) = try parseScalar(reader, h, at: position)
+                }
+            }
+            // Hand the finished item to the innermost open one; a tag is finished by it.
+            while true {
+                guard let i = open.indices.last else { return (value.unsafelyUnwrapped, position) }
+                switch open[i].head.major {
+                case 6:
+                    value = .tagged(open[i].head.argument, value.unsafelyUnwrapped)
+                    open.removeLast()
+                    continue
+                case 4:
+                    open[i].items.append(value.unsafelyUnwrapped)
+                default:
+                    if let key = open[i].key {
+                        open[i].entries.append((key: key, value: value.unsafelyUnwrapped))
+                        open[i].key = nil
+                    } else {
+                        open[i].key = value
+                    }
+                }
+                break
+            }
+        }
+    }
+
+    /// An array, map or tag that ``parse(_:at:maxDepth:)`` has opened and not yet finished.
+    private struct OpenItem {
+        var head: CBORHead
+        var start: Int
+        /// Elements (array) or entries (map) still to come: the count, or `Int.max` for an indefinite length.
+        var remaining: Int
+        var items: [CBOR] = []
+        var entries: [(key: CBOR, value: CBOR)] = []
+        /// A map's key whose value comes next.
+        var key: CBOR? = nil
+
+        var finished: CBOR { head.major == 4 ? .array(items) : .map(entries) }
+    }
+
+    /// Parses an item that is not an array, map or tag (head `h` at `offset`).
+    private static func parseScalar(_ reader: CBORReader, _ h: CBORHead, at offset: Int) throws(CBORReadError) -> (CBOR, Int) {
         switch h.major {
         case 0:
             return (.unsigned(h.argument), h.next)
@@ -54,38 +129,6 @@ extension CBOR {
         case 3:
             let (text, end) = try reader.readText(h, at: offset)
             return (.text(text), end)
-        case 4:
-            guard depth < maxDepth else { throw reader.tooDeep(offset, maxDepth) }
-            var items: [CBOR] = []
-            var position = h.next
-            var remaining = h.isIndefinite ? Int.max : try reader.checkedCount(h, at: offset)
-            if !h.isIndefinite { items.reserveCapacity(remaining) }
-            while try reader.nextElement(of: h, at: &position, remaining: &remaining, start: offset) {
-                let (item, next) = try parse(reader, at: position, depth: depth &+ 1, maxDepth: maxDepth)
-                items.append(item)
-                position = next
-            }
-            return (.array(items), position)
-        case 5:
-            guard depth < maxDepth else { throw reader.tooDeep(offset, maxDepth) }
-            var entries: [(key: CBOR, value: CBOR)] = []
-            var position = h.next
-            var remaining = h.isIndefinite ? Int.max : try reader.checkedCount(h, at: offset)
-            if !h.isIndefinite { entries.reserveCapacity(remaining) }
-            while try reader.nextElement(of: h, at: &position, remaining: &remaining, start: offset) {
-                let (key, afterKey) = try parse(reader, at: position, depth: depth &+ 1, maxDepth: maxDepth)
-                if h.isIndefinite && afterKey < reader.count && reader.byte(afterKey) == 0xFF {
-                    throw CBORReadError(at: afterKey, "break inside an indefinite-length map after a key without a value")
-                }
-                let (value, next) = try parse(reader, at: afterKey, depth: depth &+ 1, maxDepth: maxDepth)
-                entries.append((key: key, value: value))
-                position = next
-            }
-            return (.map(entries), position)
-        case 6:
-            guard depth < maxDepth else { throw reader.tooDeep(offset, maxDepth) }
-            let (item, end) = try parse(reader, at: h.next, depth: depth &+ 1, maxDepth: maxDepth)
-            return (.tagged(h.argument, item), end)
         default:
             switch h.info {
             case 20: return (.bool(false), h.next)

@@ -58,7 +58,7 @@ extension CBOR {
     /// The definite-length head at `offset`: major type, argument and the offset after it,
     /// or nil when the bytes are truncated, reserved or an indefinite-length head.
     public static func head(in buffer: UnsafeRawBufferPointer, at offset: Int) -> (major: UInt8, argument: UInt64, next: Int)? {
-        guard let head = try? CBORReader(buffer).head(at: offset), !head.isIndefinite else { return nil }
+        guard offset >= 0, let head = try? CBORReader(buffer).head(at: offset), !head.isIndefinite else { return nil }
         return (head.major, head.argument, head.next)
     }
 }

@@ -8,11 +8,12 @@ import Foundation
 /// the inner value decoded). The input must hold exactly one data item; trailing
 /// bytes are an error. It reads the mapping ``CBOREncoder`` writes, and also:
 ///
-/// - `Double` from any float width, and from an integer when the value is exact;
-///   `Float` from a double when it is within `Float`'s range (rounded); integers
-///   from a float holding an exact whole value.
+/// - `Double` and `Float` from any float width, and from an integer (-2^64 ... 2^64-1)
+///   that the type holds exactly; `Float` from a double when it is within `Float`'s
+///   range (rounded); integers from a float holding an exact whole value.
 /// - `Date` from tag 1, tag 1001 (keys 1, 4, 5 and -3/-6/-9), tag 0 (RFC 3339 text)
-///   or an untagged number of epoch seconds.
+///   or an untagged number of epoch seconds (bignums included); a date that comes out
+///   NaN or infinite is an error.
 /// - `UUID` from tag 37, a 16-byte byte string or a UUID text string; `URL` from
 ///   tag 32 or a text string; `Decimal` from tag 4, an integer, a bignum or a float
 ///   (a float NaN gives `Decimal.nan`; other floats are converted, so may round).
@@ -29,10 +30,23 @@ import Foundation
 /// Keyed lookups scan the map from where the last match ended, so decoding the
 /// keys in the order they were written costs one key comparison each. In the
 /// default mode a map with duplicate keys decodes one of its entries; set
-/// ``deterministic`` to reject it.
+/// ``deterministic`` to reject it. Decoding time is linear in the input: for
+/// inputs of 512 bytes or more the validation pass records where the larger
+/// arrays and maps end, so a value that is not decoded (an unknown key, the rest
+/// of a map after a missing key) is skipped in one step, however deep it is.
 public struct CBORDecoder: Sendable {
-    /// The default ``maxDepth``.
-    public static let defaultMaxDepth = 512
+    /// The default ``maxDepth``: 100, derived from the stack a decode may have.
+    ///
+    /// Decoding a recursive `Codable` type recurses on the call stack once per level
+    /// (through its `init(from:)`). Measured with Swift 6.3 on x86_64 Linux, one level of
+    /// `final class Node: Codable { var a: Node? }` takes about 1.1 KB of stack in a
+    /// release build and 2.2 KB in a debug build (a level of an array of such structs,
+    /// or of an enum with an associated value, less per CBOR level). The smallest stack
+    /// a decode may run on is a Swift concurrency or NIO thread's, 512 KiB: 100 levels
+    /// keep such types within half of it in a debug build, a quarter in release,
+    /// leaving the rest to the caller's frames and to types whose `init(from:)` frames
+    /// are larger. Validation, skipping and ``CBOR`` values do not recurse.
+    public static let defaultMaxDepth = 100
 
     /// Accept only the core deterministic encoding (RFC 8949 §4.2.1). Default `false`.
     ///
@@ -41,11 +55,14 @@ public struct CBORDecoder: Sendable {
     /// an indefinite length, or a float that a shorter width would hold exactly.
     public var deterministic: Bool = false
 
-    /// The deepest nesting of arrays, maps and tags accepted (default 512).
+    /// The deepest nesting of arrays, maps and tags accepted (default 100, see ``defaultMaxDepth``).
     ///
     /// An item inside `maxDepth` enclosing arrays, maps or tags is accepted; one
-    /// deeper throws. Decoding recurses once per level, so keep the limit well
-    /// within the stack of the threads that decode.
+    /// deeper throws `DecodingError.dataCorrupted` ("nesting … is deeper than the
+    /// limit"), checked before anything is decoded. Decoding a recursive type recurses
+    /// once per level, so raise the limit only where the decoding threads have the
+    /// stack for it (about 1.1 KB a level in release builds, 2.2 KB in debug builds,
+    /// plus the type's own `init(from:)` frame).
     public var maxDepth: Int = CBORDecoder.defaultMaxDepth
 
     /// Values passed to `init(from:)` implementations through `Decoder.userInfo`.
@@ -68,20 +85,56 @@ public struct CBORDecoder: Sendable {
     ///
     /// The decoded value never refers to `buffer` after the call returns.
     public func decode<T: Decodable>(_ type: T.Type, from buffer: UnsafeRawBufferPointer) throws -> T {
-        let reader = CBORReader(buffer)
+        try decode(type, reader: CBORReader(buffer))
+    }
+
+    #if DEBUG
+    /// Decodes like ``decode(_:from:)-([UInt8])`` and adds the number of CBOR heads read (validation
+    /// included) to `headsRead`: the tests' measure of decoding work.
+    func decode<T: Decodable>(_ type: T.Type, from bytes: [UInt8], headsRead: inout Int) throws -> T {
+        try bytes.withUnsafeBytes { buffer in
+            try withUnsafeMutablePointer(to: &headsRead) { counter in
+                var reader = CBORReader(buffer)
+                reader.headsRead = counter
+                return try decode(type, reader: reader)
+            }
+        }
+    }
+    #endif
+
+    private func decode<T: Decodable>(_ type: T.Type, reader: CBORReader) throws -> T {
+        guard reader.count >= CBORContainerEnds.minimumInputSize else {
+            try validate(reader) { () throws(CBORReadError) in
+                deterministic
+                    ? try reader.validateDeterministic(at: 0, maxDepth: maxDepth)
+                    : try reader.validate(at: 0, maxDepth: maxDepth)
+            }
+            return try _CBORDecoder.make(reader: reader, userInfo: userInfo).decodeValue(T.self, at: 0, key: _CBORIndexKey(0), push: false)
+        }
+        // Larger input: record where its larger arrays and maps end, so skipping stays linear.
+        var ends = CBORContainerEnds(levels: reader.validationLevels(at: 0, maxDepth: maxDepth))
+        defer { ends.deallocate() }
+        try validate(reader) { () throws(CBORReadError) in
+            if deterministic { _ = try reader.validateDeterministic(at: 0, maxDepth: maxDepth) }
+            return try reader.validate(at: 0, maxDepth: maxDepth, recordingIn: &ends)
+        }
+        var indexed = reader
+        indexed.ends = UnsafePointer(ends.table)
+        return try _CBORDecoder.make(reader: indexed, userInfo: userInfo).decodeValue(T.self, at: 0, key: _CBORIndexKey(0), push: false)
+    }
+
+    /// Runs `check` (which returns where the item ends) and throws its error, or one for trailing bytes, as a `DecodingError`.
+    @inline(__always)
+    private func validate(_ reader: CBORReader, _ check: () throws(CBORReadError) -> Int) throws {
         let end: Int
         do throws(CBORReadError) {
-            end = deterministic
-                ? try reader.validateDeterministic(at: 0, depth: 0, maxDepth: maxDepth)
-                : try reader.validate(at: 0, maxDepth: maxDepth)
+            end = try check()
         } catch {
             throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: error.description))
         }
         guard end == reader.count else {
             throw DecodingError.dataCorrupted(DecodingError.Context(codingPath: [], debugDescription: "trailing bytes: the data item ends at byte offset \(end) but the input has \(reader.count) bytes"))
         }
-        let decoder = _CBORDecoder.make(reader: reader, userInfo: userInfo)
-        return try decoder.decodeValue(T.self, at: 0, key: _CBORIndexKey(0), push: false)
     }
 }
 
@@ -162,107 +215,79 @@ final class _CBORDecoder: ManagedBuffer<_CBORDecoderState, _CBORMapCursor>, Deco
 
     /// Decodes a `T` from the item at `offset`; `end` becomes the offset after it, or -1 when the
     /// type decoded itself (through `init(from:)`) and the end is not known.
+    ///
+    /// Recursive types come back here once per level: the scalar fast paths are a separate
+    /// function so that their temporaries are not part of every level's stack frame.
     @inline(__always)
     func decodeValue<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, push: Bool) throws -> T {
-        do throws(CBORReadError) {
-            if T.self == String.self { return unsafeBitCast(try reader.readString(at: offset, end: &end), to: T.self) }
-            if T.self == Int.self { return unsafeBitCast(try reader.readInt(Int.self, at: offset, end: &end), to: T.self) }
-            if T.self == Double.self { return unsafeBitCast(try reader.readDouble(at: offset, end: &end), to: T.self) }
-            if T.self == Bool.self { return unsafeBitCast(try reader.readBool(at: offset, end: &end), to: T.self) }
-        } catch {
-            throw fail(error, key, push, T.self)
+        if T.self == String.self || T.self == Int.self || T.self == Double.self || T.self == Bool.self {
+            return try decodeScalar(type, at: offset, end: &end, key: key, push: push)
         }
         return try decodeValueSlow(type, at: offset, end: &end, key: key, push: push)
     }
 
+    /// Decodes a `String`, `Int`, `Double` or `Bool` (the caller has checked that `T` is one).
+    @inline(__always)
+    func decodeScalar<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, push: Bool) throws -> T {
+        do throws(CBORReadError) {
+            if T.self == String.self { return unsafeBitCast(try reader.readString(at: offset, end: &end), to: T.self) }
+            if T.self == Int.self { return unsafeBitCast(try reader.readInt(Int.self, at: offset, end: &end), to: T.self) }
+            if T.self == Double.self { return unsafeBitCast(try reader.readDouble(at: offset, end: &end), to: T.self) }
+            return unsafeBitCast(try reader.readBool(at: offset, end: &end), to: T.self)
+        } catch {
+            throw fail(error, key, push, T.self)
+        }
+    }
+
+    /// Decodes a `T` for a container whose coding path is `containerPath` (nil when it is the
+    /// decoder's current path), like ``decodeValue(_:at:end:key:push:)``.
+    @inline(__always)
+    func decodeNested<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, push: Bool, containerPath: [any CodingKey]?) throws -> T {
+        // Normally the decoder's path already is the container's path.
+        if let containerPath, containerPath.count != s.pointee.path.count {
+            return try decodeNested(type, at: offset, end: &end, key: key, push: push, settingPath: containerPath)
+        }
+        // decodeValue(_:at:end:key:push:) written out: one frame less per level in debug builds.
+        if T.self == String.self || T.self == Int.self || T.self == Double.self || T.self == Bool.self {
+            return try decodeScalar(type, at: offset, end: &end, key: key, push: push)
+        }
+        return try decodeValueSlow(type, at: offset, end: &end, key: key, push: push)
+    }
+
+    /// Sets the decoder's path to `path` for the decode, then restores it.
+    @inline(never)
+    func decodeNested<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, push: Bool, settingPath path: [any CodingKey]) throws -> T {
+        let saved = s.pointee.path
+        s.pointee.path = path
+        defer { s.pointee.path = saved }
+        return try decodeValue(type, at: offset, end: &end, key: key, push: push)
+    }
+
     /// Decodes a `T` at `offset` and stores the offset after the item in `end`.
     @inline(__always)
-    func decodeElement<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K) throws -> T {
+    func decodeElement<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, containerPath: [any CodingKey]) throws -> T {
         end = -1
-        let value = try decodeValue(type, at: offset, end: &end, key: key, push: true)
-        if end < 0 {
-            do throws(CBORReadError) {
-                end = try reader.skipChecked(at: offset)
-            } catch {
-                throw fail(error, key, true, T.self)
-            }
-        }
+        let value = try decodeNested(type, at: offset, end: &end, key: key, push: true, containerPath: containerPath)
+        if end < 0 { end = try skipElement(at: offset, key: key, type) }
         return value
     }
 
-    func decodeValueSlow<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, push: Bool) throws -> T {
-        let t: Any.Type = T.self
-        let r = reader
-        var failedIndex = -1
+    /// The end of the element at `offset`, whose `init(from:)` did not report it.
+    @inline(never)
+    func skipElement<K: CodingKey>(at offset: Int, key: K, _ type: Any.Type) throws -> Int {
         do throws(CBORReadError) {
-            if t == Int64.self { return unsafeBitCast(try r.readInt(Int64.self, at: offset, end: &end), to: T.self) }
-            if t == UInt64.self { return unsafeBitCast(try r.readUInt(UInt64.self, at: offset, end: &end), to: T.self) }
-            if t == Float.self { return unsafeBitCast(try r.readFloat(at: offset, end: &end), to: T.self) }
-            if t == Int32.self { return unsafeBitCast(try r.readInt(Int32.self, at: offset, end: &end), to: T.self) }
-            if t == UInt32.self { return unsafeBitCast(try r.readUInt(UInt32.self, at: offset, end: &end), to: T.self) }
-            if t == Int16.self { return unsafeBitCast(try r.readInt(Int16.self, at: offset, end: &end), to: T.self) }
-            if t == UInt16.self { return unsafeBitCast(try r.readUInt(UInt16.self, at: offset, end: &end), to: T.self) }
-            if t == Int8.self { return unsafeBitCast(try r.readInt(Int8.self, at: offset, end: &end), to: T.self) }
-            if t == UInt8.self { return unsafeBitCast(try r.readUInt(UInt8.self, at: offset, end: &end), to: T.self) }
-            if t == UInt.self { return unsafeBitCast(try r.readUInt(UInt.self, at: offset, end: &end), to: T.self) }
-            if t == Data.self { return unsafeBitCast(try r.readData(at: offset, end: &end), to: T.self) }
-            if t == Date.self { return unsafeBitCast(try r.readDate(at: offset, end: &end), to: T.self) }
-            if t == URL.self { return unsafeBitCast(try r.readURL(at: offset, end: &end), to: T.self) }
-            if t == UUID.self { return unsafeBitCast(try r.readUUID(at: offset, end: &end), to: T.self) }
-            if t == Decimal.self { return unsafeBitCast(try r.readDecimal(at: offset, end: &end), to: T.self) }
-            if t == CBOR.self {
-                let (item, e) = try CBOR.parse(r, at: offset, depth: 0, maxDepth: Int.max)
-                end = e
-                return unsafeBitCast(item, to: T.self)
-            }
-            // Collections (one pointer wide) of scalars, without a container per element.
-            if MemoryLayout<T>.size == MemoryLayout<[Int]>.size {
-            if t == _CBORKnownTypes.intArray {
-                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.stringArray {
-                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readString(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.doubleArray {
-                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readDouble(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.boolArray {
-                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readBool(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.uint8Array {
-                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readUInt(UInt8.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.int64Array {
-                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int64.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.uint64Array {
-                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readUInt(UInt64.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.floatArray {
-                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readFloat(at: p, end: &e) }, to: T.self)
-            }
-            // String-keyed dictionaries of scalars, without allKeys and a lookup per key.
-            if t == _CBORKnownTypes.stringToString {
-                return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readString(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.stringToInt {
-                return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int.self, at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.stringToBool {
-                return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readBool(at: p, end: &e) }, to: T.self)
-            }
-            if t == _CBORKnownTypes.stringToDouble {
-                return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readDouble(at: p, end: &e) }, to: T.self)
-            }
-            }
+            return try reader.skipChecked(at: offset)
         } catch {
-            var e = error
-            if e.type == Any.self { e.type = T.self }
-            var path = s.pointee.path
-            if push { path.append(key) }
-            if failedIndex >= 0 { path.append(_CBORIndexKey(failedIndex)) }
-            throw e.decodingError(path)
+            throw fail(error, key, true, type)
         }
+    }
+
+    /// Decodes a type without a fast path: one with a CBOR form of its own, or through `init(from:)`.
+    ///
+    /// Every level of a recursive type passes through here, so this frame is kept small: the
+    /// known types are read out of line.
+    func decodeValueSlow<T: Decodable, K: CodingKey>(_ type: T.Type, at offset: Int, end: inout Int, key: K, push: Bool) throws -> T {
+        if let kind = _CBORKnownType.of(T.self) { return try decodeKnown(type, kind, at: offset, end: &end, key: key, push: push) }
         end = -1
         let st = s
         let savedOffset = st.pointee.offset
@@ -274,6 +299,71 @@ final class _CBORDecoder: ManagedBuffer<_CBORDecoderState, _CBORMapCursor>, Deco
             if st.pointee.path.count > savedCount { st.pointee.path.removeLast(st.pointee.path.count &- savedCount) }
         }
         return try T(from: self)
+    }
+
+    /// Reads a `T` that has a CBOR form of its own, of the `kind` that ``_CBORKnownType/of(_:)`` gave for `T`.
+    ///
+    /// Out of line: every level of a recursive type passes through ``decodeValueSlow(_:at:end:key:push:)``,
+    /// whose frame would otherwise hold the temporaries of all these readers.
+    @inline(never)
+    func decodeKnown<T: Decodable, K: CodingKey>(_ type: T.Type, _ kind: _CBORKnownType, at offset: Int, end: inout Int, key: K, push: Bool) throws -> T {
+        let t: Any.Type = T.self
+        let r = reader
+        var failedIndex = -1
+        do throws(CBORReadError) {
+            switch kind {
+            case .int64: return unsafeBitCast(try r.readInt(Int64.self, at: offset, end: &end), to: T.self)
+            case .uint64: return unsafeBitCast(try r.readUInt(UInt64.self, at: offset, end: &end), to: T.self)
+            case .float: return unsafeBitCast(try r.readFloat(at: offset, end: &end), to: T.self)
+            case .int32: return unsafeBitCast(try r.readInt(Int32.self, at: offset, end: &end), to: T.self)
+            case .uint32: return unsafeBitCast(try r.readUInt(UInt32.self, at: offset, end: &end), to: T.self)
+            case .int16: return unsafeBitCast(try r.readInt(Int16.self, at: offset, end: &end), to: T.self)
+            case .uint16: return unsafeBitCast(try r.readUInt(UInt16.self, at: offset, end: &end), to: T.self)
+            case .int8: return unsafeBitCast(try r.readInt(Int8.self, at: offset, end: &end), to: T.self)
+            case .uint8: return unsafeBitCast(try r.readUInt(UInt8.self, at: offset, end: &end), to: T.self)
+            case .uint: return unsafeBitCast(try r.readUInt(UInt.self, at: offset, end: &end), to: T.self)
+            case .data: return unsafeBitCast(try r.readData(at: offset, end: &end), to: T.self)
+            case .date: return unsafeBitCast(try r.readDate(at: offset, end: &end), to: T.self)
+            case .url: return unsafeBitCast(try r.readURL(at: offset, end: &end), to: T.self)
+            case .uuid: return unsafeBitCast(try r.readUUID(at: offset, end: &end), to: T.self)
+            case .decimal: return unsafeBitCast(try r.readDecimal(at: offset, end: &end), to: T.self)
+            case .cbor:
+                let (item, e) = try CBOR.parse(r, at: offset, maxDepth: Int.max)
+                end = e
+                return unsafeBitCast(item, to: T.self)
+            case .intArray:
+                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int.self, at: p, end: &e) }, to: T.self)
+            case .stringArray:
+                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readString(at: p, end: &e) }, to: T.self)
+            case .doubleArray:
+                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readDouble(at: p, end: &e) }, to: T.self)
+            case .boolArray:
+                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readBool(at: p, end: &e) }, to: T.self)
+            case .uint8Array:
+                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readUInt(UInt8.self, at: p, end: &e) }, to: T.self)
+            case .int64Array:
+                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int64.self, at: p, end: &e) }, to: T.self)
+            case .uint64Array:
+                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readUInt(UInt64.self, at: p, end: &e) }, to: T.self)
+            case .floatArray:
+                return unsafeBitCast(try r.readArray(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readFloat(at: p, end: &e) }, to: T.self)
+            case .stringToString:
+                return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readString(at: p, end: &e) }, to: T.self)
+            case .stringToInt:
+                return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readInt(Int.self, at: p, end: &e) }, to: T.self)
+            case .stringToBool:
+                return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readBool(at: p, end: &e) }, to: T.self)
+            case .stringToDouble:
+                return unsafeBitCast(try r.readStringKeyedMap(t, at: offset, end: &end, failedIndex: &failedIndex) { (p, e) throws(CBORReadError) in try r.readDouble(at: p, end: &e) }, to: T.self)
+            }
+        } catch {
+            var e = error
+            if e.type == Any.self { e.type = T.self }
+            var path = s.pointee.path
+            if push { path.append(key) }
+            if failedIndex >= 0 { path.append(_CBORIndexKey(failedIndex)) }
+            throw e.decodingError(path)
+        }
     }
 
     // MARK: Decoder
@@ -474,27 +564,8 @@ struct _CBORSingleValueDecodingContainer: SingleValueDecodingContainer {
     func decode(_ type: UInt64.Type) throws -> UInt64 { try read(UInt64.self) { (r, o, e) throws(CBORReadError) in try r.readUInt(UInt64.self, at: o, end: &e) } }
     func decode<T: Decodable>(_ type: T.Type) throws -> T {
         // The nested value's path is this container's path: no key to add.
-        try decoder.withPath(codingPath) { try decoder.decodeValue(T.self, at: offset, key: _CBORIndexKey(0), push: false) }
-    }
-}
-
-extension _CBORDecoder {
-    /// Runs `body` with the decoder's path set to a container's path: `nestedPath`, or
-    /// the current path when that is nil.
-    @inline(__always)
-    func withPath<R>(_ nestedPath: [any CodingKey]?, _ body: () throws -> R) rethrows -> R {
-        guard let nestedPath else { return try body() }
-        return try withPath(nestedPath, body)
-    }
-
-    /// Runs `body` with the decoder's path set to `codingPath` (normally it already is).
-    @inline(__always)
-    func withPath<R>(_ codingPath: [any CodingKey], _ body: () throws -> R) rethrows -> R {
-        if s.pointee.path.count == codingPath.count { return try body() }
-        let saved = s.pointee.path
-        s.pointee.path = codingPath
-        defer { s.pointee.path = saved }
-        return try body()
+        var end = -1
+        return try decoder.decodeNested(T.self, at: offset, end: &end, key: _CBORIndexKey(0), push: false, containerPath: codingPath)
     }
 }
 
@@ -521,11 +592,30 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
         }
     }
 
+    /// ``find(_:)`` out of line, for the paths a recursive type goes through at every level:
+    /// the lookup's temporaries stay out of their stack frames.
+    @inline(never)
+    func findOutOfLine(_ key: Key) throws -> Int? {
+        try find(key)
+    }
+
     /// The value offset for `key`; throws `keyNotFound` when missing.
     @inline(__always)
     func require(_ key: Key) throws -> Int {
         if let offset = try find(key) { return offset }
-        throw DecodingError.keyNotFound(key, DecodingError.Context(codingPath: codingPath, debugDescription: "no value for key \"\(key.stringValue)\"\(key.intValue.map { " (\($0))" } ?? "") in the map"))
+        throw missing(key)
+    }
+
+    /// ``require(_:)`` out of line (see ``findOutOfLine(_:)``).
+    @inline(never)
+    func requireOutOfLine(_ key: Key) throws -> Int {
+        try require(key)
+    }
+
+    /// The `keyNotFound` error for `key`.
+    @inline(never)
+    func missing(_ key: Key) -> DecodingError {
+        DecodingError.keyNotFound(key, DecodingError.Context(codingPath: codingPath, debugDescription: "no value for key \"\(key.stringValue)\"\(key.intValue.map { " (\($0))" } ?? "") in the map"))
     }
 
     @inline(__always)
@@ -596,14 +686,14 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     func decode(_ type: UInt32.Type, forKey key: Key) throws -> UInt32 { try read(key) { (r, o, e) throws(CBORReadError) in try r.readUInt(UInt32.self, at: o, end: &e) } }
     func decode(_ type: UInt64.Type, forKey key: Key) throws -> UInt64 { try read(key) { (r, o, e) throws(CBORReadError) in try r.readUInt(UInt64.self, at: o, end: &e) } }
     func decode<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T {
-        try decodeValue(T.self, key, at: try require(key))
+        try decodeValue(T.self, key, at: try requireOutOfLine(key))
     }
 
     /// Decodes the value of `key`, found at `offset`; the map cursor moves past it when its end is known.
     @inline(__always)
     private func decodeValue<T: Decodable>(_ type: T.Type, _ key: Key, at offset: Int) throws -> T {
         var end = -1
-        let value = try decoder.withPath(nestedPath) { try decoder.decodeValue(T.self, at: offset, end: &end, key: key, push: true) }
+        let value = try decoder.decodeNested(T.self, at: offset, end: &end, key: key, push: true, containerPath: nestedPath)
         if end >= 0 { decoder.valueEnded(slot: depth, mapStart: mapStart, valueStart: offset, end: end) }
         return value
     }
@@ -623,17 +713,17 @@ struct _CBORKeyedDecodingContainer<Key: CodingKey>: KeyedDecodingContainerProtoc
     func decodeIfPresent(_ type: UInt32.Type, forKey key: Key) throws -> UInt32? { try readIfPresent(key) { (r, o, e) throws(CBORReadError) in try r.readUInt(UInt32.self, at: o, end: &e) } }
     func decodeIfPresent(_ type: UInt64.Type, forKey key: Key) throws -> UInt64? { try readIfPresent(key) { (r, o, e) throws(CBORReadError) in try r.readUInt(UInt64.self, at: o, end: &e) } }
     func decodeIfPresent<T: Decodable>(_ type: T.Type, forKey key: Key) throws -> T? {
-        guard let offset = try find(key), !decoder.reader.isNil(at: offset) else { return nil }
+        guard let offset = try findOutOfLine(key), !decoder.reader.isNil(at: offset) else { return nil }
         return try decodeValue(T.self, key, at: offset)
     }
 
     func nestedContainer<NestedKey: CodingKey>(keyedBy type: NestedKey.Type, forKey key: Key) throws -> KeyedDecodingContainer<NestedKey> {
-        let offset = try require(key)
+        let offset = try requireOutOfLine(key)
         return KeyedDecodingContainer(try decoder.makeKeyed(NestedKey.self, at: offset, codingPath: codingPath + [key]))
     }
 
     func nestedUnkeyedContainer(forKey key: Key) throws -> any UnkeyedDecodingContainer {
-        let offset = try require(key)
+        let offset = try requireOutOfLine(key)
         return try decoder.makeUnkeyed(at: offset, codingPath: codingPath + [key])
     }
 
@@ -733,7 +823,7 @@ struct _CBORUnkeyedDecodingContainer: UnkeyedDecodingContainer {
         var end = 0
         let start = position
         let key = _CBORIndexKey(currentIndex)
-        let value = try decoder.withPath(codingPath) { try decoder.decodeElement(T.self, at: start, end: &end, key: key) }
+        let value = try decoder.decodeElement(T.self, at: start, end: &end, key: key, containerPath: codingPath)
         position = end
         currentIndex &+= 1
         return value

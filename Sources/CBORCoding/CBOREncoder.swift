@@ -7,8 +7,10 @@ import Foundation
 /// in the shortest of half, single or double precision that keeps its exact bits
 /// (so `1.5` is `f9 3e00`, a `Float` never grows, and NaN payloads survive). With
 /// ``deterministic`` set it also sorts every map's keys bytewise by their encoded
-/// bytes (RFC 8949 §4.2.1, core deterministic encoding), so equal values give
-/// equal bytes.
+/// bytes (RFC 8949 §4.2.1, core deterministic encoding) and the elements of every
+/// `Set` by their encoded bytes (a rule of this package, see ``deterministic``), so
+/// equal values give equal bytes. With ``normalizesStringsToNFC`` set, strings are
+/// written in Unicode Normalization Form C.
 ///
 /// ## Mapping
 /// | Swift | CBOR |
@@ -23,7 +25,7 @@ import Foundation
 /// | `[String: V]` | map with text keys |
 /// | `[Int: V]` and other keys whose `stringValue` is the decimal form of their `intValue` | map with integer keys |
 /// | other dictionaries | Swift's own form: an array of alternating keys and values |
-/// | `Date` | tag 1 over epoch seconds (integer when whole, else the shortest exact float); when that float cannot give back the same `Date`, tag 1001 (RFC 9581) `{5: [exponent, mantissa]}`, the exact epoch seconds as a bigfloat |
+/// | `Date` | tag 1 over epoch seconds (integer when whole, else the shortest exact float); when that float cannot give back the same `Date`, tag 1001 (RFC 9581) `{5: [exponent, mantissa]}`, the exact epoch seconds as a bigfloat; a NaN or infinite `Date` throws `EncodingError.invalidValue` |
 /// | `URL` | tag 32 over `absoluteString` |
 /// | `UUID` | tag 37 over its 16 bytes |
 /// | `Decimal` | tag 4 decimal fraction `[exponent, mantissa]` (mantissa a bignum, tag 2 or 3, when above 64 bits); `Decimal.nan` as the half-precision NaN `f9 7e00` |
@@ -39,17 +41,73 @@ import Foundation
 /// usual nested order; writing to a container after a sibling container of the
 /// same parent has been used again throws ``EncodingError/invalidValue(_:_:)``.
 public struct CBOREncoder: Sendable {
-    /// Sort map keys by their encoded bytes (RFC 8949 §4.2.1) so equal values give equal bytes. Default `false`.
+    /// Sort map keys, and the elements of every `Set`, by their encoded bytes so equal values give equal bytes. Default `false`.
+    ///
+    /// Map keys are sorted bytewise by their encodings as RFC 8949 §4.2.1 (core
+    /// deterministic encoding) requires, and of duplicate keys the last one is kept.
+    /// A Swift `Set` is an array in CBOR, in the order the set iterates, which depends
+    /// on the process's hash seed: so, a rule of this package beyond RFC 8949 (which
+    /// orders map keys only), its elements are sorted bytewise by their encodings too
+    /// (a `Set` is recognised by its type, at any depth). The arrays of alternating keys
+    /// and values Swift writes for dictionaries whose keys are neither `String` nor
+    /// `Int` are sorted by key. ``CBORDecoder`` reads all of these like any array or map.
     public var deterministic: Bool = false
+
+    /// Write every string of the value in Unicode Normalization Form C (NFC). Default `false`.
+    ///
+    /// Swift compares strings by canonical equivalence, so `"caf\u{E9}"` (é precomposed)
+    /// and `"cafe\u{301}"` (e and a combining accent) are equal `String`s with different
+    /// UTF-8; by default each is written as given, so they encode differently. With this
+    /// set, the strings of the value (`String` values, keyed-container and dictionary keys,
+    /// strings in arrays, sets and dictionaries) are written as ``normalizedToNFC(_:)``
+    /// gives them, so canonically equivalent strings encode alike. NFC is not NFKC:
+    /// compatibility characters such as the ligature "ﬁ" are kept. A string of ASCII
+    /// bytes only is written without a look at Unicode data; other strings cost a
+    /// normalization each. `URL`s and raw ``CBOR`` values are written as they are.
+    /// Decoding never normalizes.
+    public var normalizesStringsToNFC: Bool = false
+
     /// Values passed to `encode(to:)` implementations through `Encoder.userInfo`.
     public var userInfo: [CodingUserInfoKey: any Sendable] = [:]
 
     /// Creates an encoder with preferred serialization and no user info.
     public init() {}
 
+    /// `string` in Unicode Normalization Form C, the form ``normalizesStringsToNFC`` writes.
+    ///
+    /// For code that builds CBOR text without the encoder (such as a store's record
+    /// keys) and must agree with it byte for byte. A string whose UTF-8 is all ASCII is
+    /// already in NFC and is returned as it is, without a copy; any other string goes
+    /// through Foundation's `precomposedStringWithCanonicalMapping`.
+    public static func normalizedToNFC(_ string: String) -> String {
+        if isASCII(string) { return string }
+        return string.precomposedStringWithCanonicalMapping
+    }
+
+    /// Whether every UTF-8 byte of `string` is below 0x80 (eight bytes at a time).
+    static func isASCII(_ string: String) -> Bool {
+        if let ascii = string.utf8.withContiguousStorageIfAvailable({ utf8 -> Bool in
+            guard let base = utf8.baseAddress else { return true }
+            var i = 0
+            var bits: UInt64 = 0
+            while utf8.count &- i >= 8 {
+                bits |= UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+                i &+= 8
+            }
+            while i < utf8.count {
+                bits |= UInt64(base[i])
+                i &+= 1
+            }
+            return bits & 0x8080_8080_8080_8080 == 0
+        }) {
+            return ascii
+        }
+        return string.utf8.allSatisfy { $0 < 0x80 }
+    }
+
     /// Encodes `value` as one CBOR data item.
     public func encode<T: Encodable>(_ value: T) throws -> Data {
-        let encoder = _CBOREncoder.make(deterministic: deterministic, userInfo: userInfo)
+        let encoder = _CBOREncoder.make(deterministic: deterministic, normalizesStrings: normalizesStringsToNFC, userInfo: userInfo)
         do {
             try encoder.encodeTopLevel(value)
         } catch {
@@ -62,7 +120,7 @@ public struct CBOREncoder: Sendable {
 
     /// Encodes `value` as one CBOR data item, returned as a byte array.
     public func encodeBytes<T: Encodable>(_ value: T) throws -> [UInt8] {
-        let encoder = _CBOREncoder.make(deterministic: deterministic, userInfo: userInfo)
+        let encoder = _CBOREncoder.make(deterministic: deterministic, normalizesStrings: normalizesStringsToNFC, userInfo: userInfo)
         defer { encoder.w.pointee.deallocate() }
         try encoder.encodeTopLevel(value)
         return encoder.w.pointee.bytes
@@ -72,7 +130,7 @@ public struct CBOREncoder: Sendable {
     ///
     /// On error `buffer` is left as it was.
     public func encode<T: Encodable>(_ value: T, appendingTo buffer: inout [UInt8]) throws {
-        let encoder = _CBOREncoder.make(deterministic: deterministic, userInfo: userInfo)
+        let encoder = _CBOREncoder.make(deterministic: deterministic, normalizesStrings: normalizesStringsToNFC, userInfo: userInfo)
         defer { encoder.w.pointee.deallocate() }
         try encoder.encodeTopLevel(value)
         let writer = encoder.w.pointee
@@ -84,17 +142,27 @@ public struct CBOREncoder: Sendable {
 protocol _CBORStringKeyedDictionary {}
 extension Dictionary: _CBORStringKeyedDictionary where Key == String {}
 
-/// A marker for every `Dictionary`: in deterministic mode the alternating key-value
-/// array Swift writes for keys other than String and Int is sorted by key too.
-protocol _CBORAnyDictionary {}
-extension Dictionary: _CBORAnyDictionary {}
+/// The unordered collections whose arrays deterministic mode sorts.
+protocol _CBORUnorderedCollection {
+    /// Items per sorted unit: 2 for the alternating keys and values Swift writes for a
+    /// `Dictionary` with keys other than String and Int (sorted by key, last duplicate
+    /// kept), 1 for the elements of a `Set` (sorted by their whole encoding).
+    static var cborSortUnit: UInt8 { get }
+}
+extension Dictionary: _CBORUnorderedCollection {
+    static var cborSortUnit: UInt8 { 2 }
+}
+extension Set: _CBORUnorderedCollection {
+    static var cborSortUnit: UInt8 { 1 }
+}
 
 /// One open container or pending value of ``_CBOREncoder``.
 struct _CBORFrame {
     enum Kind: UInt8 { case map, array, slot }
     var kind: Kind
-    /// An array of alternating keys and values (a Dictionary) to sort by key in deterministic mode.
-    var sortPairs = false
+    /// In deterministic mode, an array to sort: 2 for the alternating keys and values of a
+    /// Dictionary (by key), 1 for the elements of a Set, 0 for any other array.
+    var sortUnit: UInt8 = 0
     /// 0 unknown, 1 a `[String: V]` (numeric-looking keys stay text), 2 not.
     var stringKeyed: UInt8
     /// Unique among the frames of one encode call; containers carry it to detect stale use.
@@ -141,6 +209,9 @@ struct _CBOREncoderState {
         didSet { hasPendingError = pendingError != nil }
     }
     var hasPendingError = false
+    /// Set by `encodeSpecial` for a NaN or infinite `Date` (not written), with its seconds.
+    var nonFiniteDate = false
+    var nonFiniteSeconds = 0.0
 
     init(deterministic: Bool, userInfo: [CodingUserInfoKey: any Sendable], frames: UnsafeMutablePointer<_CBORFrame>) {
         self.deterministic = deterministic
@@ -178,9 +249,11 @@ struct _CBOREncoderState {
 /// keys sorted in deterministic mode) when its parent is written to again or when
 /// the `encode(to:)` call that opened it returns.
 final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder {
-    static func make(deterministic: Bool, userInfo: [CodingUserInfoKey: any Sendable]) -> _CBOREncoder {
+    static func make(deterministic: Bool, normalizesStrings: Bool, userInfo: [CodingUserInfoKey: any Sendable]) -> _CBOREncoder {
         let object = _CBOREncoder.create(minimumCapacity: _CBOREncoderState.inlineFrames) { buffer in
-            _CBOREncoderState(deterministic: deterministic, userInfo: userInfo, frames: buffer.withUnsafeMutablePointerToElements { $0 })
+            var state = _CBOREncoderState(deterministic: deterministic, userInfo: userInfo, frames: buffer.withUnsafeMutablePointerToElements { $0 })
+            state.writer.normalizesStrings = normalizesStrings
+            return state
         }
         return unsafeDowncast(object, to: _CBOREncoder.self)
     }
@@ -241,8 +314,8 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
     func pushContainer(isMap: Bool, pathCount: Int) -> _CBORFrameRef {
         let id = s.pointee.makeID()
         var frame = _CBORFrame(kind: isMap ? .map : .array, stringKeyed: 0, id: id, start: s.pointee.writer.count, count: 0, pathCount: pathCount, owner: s.pointee.currentType)
-        if !isMap && deterministic, let owner = frame.owner, owner is any _CBORAnyDictionary.Type {
-            frame.sortPairs = true
+        if !isMap && deterministic, let owner = frame.owner, let unordered = owner as? any _CBORUnorderedCollection.Type {
+            frame.sortUnit = unordered.cborSortUnit
         }
         let ref = s.pointee.pushFrame(frame)
         s.pointee.writer.append(isMap ? 0xA0 : 0x80)
@@ -280,8 +353,10 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
             var count = frame.count
             if frame.kind == .map && deterministic && count > 1 {
                 count = sortMapEntries(contentStart: frame.start &+ 1, count: count)
-            } else if frame.sortPairs && count > 2 && count & 1 == 0 {
+            } else if frame.sortUnit == 2 && count > 2 && count & 1 == 0 {
                 count = 2 &* sortMapEntries(contentStart: frame.start &+ 1, count: count / 2)
+            } else if frame.sortUnit == 1 && count > 1 {
+                _ = sortMapEntries(contentStart: frame.start &+ 1, count: count, elements: true)
             }
             let major: UInt8 = frame.kind == .map ? 5 : 4
             if count < 24 {
@@ -295,7 +370,10 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
     }
 
     /// Sorts the `count` entries after `contentStart` bytewise by key (last duplicate wins); returns the new count.
-    func sortMapEntries(contentStart: Int, count: Int) -> Int {
+    ///
+    /// With `elements`, the entries are single items (a Set's elements) sorted by their whole
+    /// encoding, and equal ones are all kept.
+    func sortMapEntries(contentStart: Int, count: Int, elements: Bool = false) -> Int {
         struct Entry { var keyStart: Int; var keyEnd: Int; var end: Int; var order: Int }
         let writer = s.pointee.writer
         let raw = writer.buffer(0, writer.count)
@@ -305,7 +383,7 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         var position = contentStart
         for i in 0 ..< count {
             guard let keyEnd = try? reader.skipChecked(at: position),
-                  let end = try? reader.skipChecked(at: keyEnd) else { return count }
+                  let end = elements ? keyEnd : try? reader.skipChecked(at: keyEnd) else { return count }
             entries.append(Entry(keyStart: position, keyEnd: keyEnd, end: end, order: i))
             position = end
         }
@@ -320,7 +398,7 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         var kept = 0
         for (i, e) in entries.enumerated() {
             // Equal keys are adjacent and in write order: keep only the last one.
-            if i &+ 1 < entries.count,
+            if !elements, i &+ 1 < entries.count,
                compareBytes(raw, e.keyStart, e.keyEnd, entries[i &+ 1].keyStart, entries[i &+ 1].keyEnd) == 0 {
                 continue
             }
@@ -384,7 +462,7 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         if let int = key.intValue, integerKey(key.stringValue, int, frame: index) {
             s.pointee.writer.writeInt(Int64(int))
         } else {
-            s.pointee.writer.writeText(key.stringValue)
+            s.pointee.writer.writeString(key.stringValue)
         }
     }
 
@@ -406,7 +484,7 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
     @inline(__always)
     func encodeValue<T: Encodable, K: CodingKey>(_ value: T, key: K, push: Bool) throws {
         // Fast paths for the common leaf types, without a dynamic cast.
-        if T.self == String.self { s.pointee.writer.writeText(unsafeBitCast(value, to: String.self)); return }
+        if T.self == String.self { s.pointee.writer.writeString(unsafeBitCast(value, to: String.self)); return }
         if T.self == Int.self { s.pointee.writer.writeInt(Int64(unsafeBitCast(value, to: Int.self))); return }
         if T.self == Double.self { s.pointee.writer.writeDouble(unsafeBitCast(value, to: Double.self)); return }
         if T.self == Bool.self { s.pointee.writer.writeBool(unsafeBitCast(value, to: Bool.self)); return }
@@ -414,7 +492,10 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
     }
 
     func encodeValueSlow<T: Encodable, K: CodingKey>(_ value: T, key: K, push: Bool) throws {
-        if encodeSpecial(value) { return }
+        if encodeSpecial(value) {
+            if s.pointee.nonFiniteDate { throw nonFiniteDate(key: key, push: push) }
+            return
+        }
         let st = s
         let savedBase = st.pointee.slotBase, savedStart = st.pointee.slotStart, savedType = st.pointee.currentType
         let savedPath = st.pointee.path.count
@@ -442,7 +523,19 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         if st.pointee.hasPendingError, let error = st.pointee.pendingError { throw error }
     }
 
+    /// The error for a `Date` that is NaN or infinite, which the decoder would refuse.
+    @inline(never)
+    func nonFiniteDate<K: CodingKey>(key: K, push: Bool) -> EncodingError {
+        s.pointee.nonFiniteDate = false
+        // The seconds, not the Date, as the value: Foundation traps when it prints a NaN Date.
+        let seconds = s.pointee.nonFiniteSeconds
+        return EncodingError.invalidValue(seconds, EncodingError.Context(codingPath: push ? codingPath + [key] : codingPath, debugDescription: "CBOREncoder: a Date of \(seconds) seconds is not a finite date (CBORDecoder refuses NaN and infinite dates)"))
+    }
+
     /// Writes the types with a CBOR form of their own; returns false for everything else.
+    ///
+    /// A `Date` that is NaN or infinite is not written: it sets the state's `nonFiniteDate`,
+    /// for the caller to throw (which keeps this hot function free of error paths).
     func encodeSpecial<T: Encodable>(_ value: T) -> Bool {
         let t: Any.Type = T.self
         let w = self.w
@@ -460,7 +553,15 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
             let data = unsafeBitCast(value, to: Data.self)
             data.withUnsafeBytes { w.pointee.writeByteString($0) }
         }
-        else if t == Date.self { CBORSpecial.writeDate(unsafeBitCast(value, to: Date.self), to: &w.pointee) }
+        else if t == Date.self {
+            let date = unsafeBitCast(value, to: Date.self)
+            if date.timeIntervalSinceReferenceDate.isFinite {
+                CBORSpecial.writeDate(date, to: &w.pointee)
+            } else {
+                s.pointee.nonFiniteDate = true
+                s.pointee.nonFiniteSeconds = date.timeIntervalSinceReferenceDate
+            }
+        }
         else if t == URL.self {
             w.pointee.writeHead(major: 6, argument: 32)
             w.pointee.writeText(unsafeBitCast(value, to: URL.self).absoluteString)
@@ -474,7 +575,7 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         // Collections (one pointer wide) of scalars: the count is known, so no container or head patching.
         else if MemoryLayout<T>.size != MemoryLayout<[Int]>.size { return false }
         else if t == _CBORKnownTypes.intArray { writeArray(unsafeBitCast(value, to: [Int].self)) { $0.writeInt(Int64($1)) } }
-        else if t == _CBORKnownTypes.stringArray { writeArray(unsafeBitCast(value, to: [String].self)) { $0.writeText($1) } }
+        else if t == _CBORKnownTypes.stringArray { writeArray(unsafeBitCast(value, to: [String].self)) { $0.writeString($1) } }
         else if t == _CBORKnownTypes.doubleArray { writeArray(unsafeBitCast(value, to: [Double].self)) { $0.writeDouble($1) } }
         else if t == _CBORKnownTypes.boolArray { writeArray(unsafeBitCast(value, to: [Bool].self)) { $0.writeBool($1) } }
         else if t == _CBORKnownTypes.uint8Array { writeArray(unsafeBitCast(value, to: [UInt8].self)) { $0.writeUInt(UInt64($1)) } }
@@ -482,7 +583,7 @@ final class _CBOREncoder: ManagedBuffer<_CBOREncoderState, _CBORFrame>, Encoder 
         else if t == _CBORKnownTypes.uint64Array { writeArray(unsafeBitCast(value, to: [UInt64].self)) { $0.writeUInt($1) } }
         else if t == _CBORKnownTypes.floatArray { writeArray(unsafeBitCast(value, to: [Float].self)) { $0.writeFloat($1) } }
         // String-keyed dictionaries of scalars: text keys, no container box per dictionary.
-        else if t == _CBORKnownTypes.stringToString { writeMap(unsafeBitCast(value, to: [String: String].self)) { $0.writeText($1) } }
+        else if t == _CBORKnownTypes.stringToString { writeMap(unsafeBitCast(value, to: [String: String].self)) { $0.writeString($1) } }
         else if t == _CBORKnownTypes.stringToInt { writeMap(unsafeBitCast(value, to: [String: Int].self)) { $0.writeInt(Int64($1)) } }
         else if t == _CBORKnownTypes.stringToBool { writeMap(unsafeBitCast(value, to: [String: Bool].self)) { $0.writeBool($1) } }
         else if t == _CBORKnownTypes.stringToDouble { writeMap(unsafeBitCast(value, to: [String: Double].self)) { $0.writeDouble($1) } }
@@ -497,7 +598,7 @@ extension _CBOREncoder {
         w.pointee.writeHead(major: 5, argument: UInt64(map.count))
         let contentStart = w.pointee.count
         for (k, v) in map {
-            w.pointee.writeText(k)
+            w.pointee.writeString(k)
             element(&w.pointee, v)
         }
         if deterministic && map.count > 1 { _ = sortMapEntries(contentStart: contentStart, count: map.count) }
@@ -539,7 +640,7 @@ struct _CBORKeyedEncodingContainer<Key: CodingKey>: KeyedEncodingContainerProtoc
 
     mutating func encodeNil(forKey key: Key) throws { try begin(key).pointee.writeNull() }
     mutating func encode(_ value: Bool, forKey key: Key) throws { try begin(key).pointee.writeBool(value) }
-    mutating func encode(_ value: String, forKey key: Key) throws { try begin(key).pointee.writeText(value) }
+    mutating func encode(_ value: String, forKey key: Key) throws { try begin(key).pointee.writeString(value) }
     mutating func encode(_ value: Double, forKey key: Key) throws { try begin(key).pointee.writeDouble(value) }
     mutating func encode(_ value: Float, forKey key: Key) throws { try begin(key).pointee.writeFloat(value) }
     mutating func encode(_ value: Int, forKey key: Key) throws { try begin(key).pointee.writeInt(Int64(value)) }
@@ -620,7 +721,7 @@ protocol _CBORPrimitiveEncoding {
 extension _CBORPrimitiveEncoding {
     @inline(__always) mutating func encodeNil() throws { try begin().pointee.writeNull() }
     @inline(__always) mutating func encode(_ value: Bool) throws { try begin().pointee.writeBool(value) }
-    @inline(__always) mutating func encode(_ value: String) throws { try begin().pointee.writeText(value) }
+    @inline(__always) mutating func encode(_ value: String) throws { try begin().pointee.writeString(value) }
     @inline(__always) mutating func encode(_ value: Double) throws { try begin().pointee.writeDouble(value) }
     @inline(__always) mutating func encode(_ value: Float) throws { try begin().pointee.writeFloat(value) }
     @inline(__always) mutating func encode(_ value: Int) throws { try begin().pointee.writeInt(Int64(value)) }

@@ -1,80 +1,76 @@
 extension CBORReader {
-    /// Skips one item like ``skip(at:depth:maxDepth:)`` and also checks RFC 8949 §4.2.1 core deterministic encoding.
+    /// Checks that the input from `offset` holds one item in RFC 8949 §4.2.1 core deterministic
+    /// encoding, with the checks of ``validate(at:maxDepth:)``; returns the offset after it.
     ///
     /// Rejects heads longer than needed, indefinite lengths, floats that a shorter
     /// width holds exactly, and maps whose keys are not in strictly increasing
     /// bytewise order of their encodings (which also rejects duplicate keys).
-    func validateDeterministic(at offset: Int, depth: Int, maxDepth: Int) throws(CBORReadError) -> Int {
-        let h = try head(at: offset)
-        if h.isIndefinite {
-            if h.major == 7 {
-                throw CBORReadError(at: offset, "unexpected break code (0xff) outside an indefinite-length item")
-            }
-            throw CBORReadError(at: offset, "indefinite-length \(cborMajorName(h.major).split(separator: " ").last ?? "") is not allowed in deterministic encoding")
-        }
-        if h.major != 7 {
-            try checkShortest(h, at: offset)
-        }
-        switch h.major {
-        case 0, 1:
-            return h.next
-        case 2, 3:
-            let end = try stringEnd(h, at: offset)
-            if h.major == 3 && end > h.next && !isValidText(h.next, end &- h.next) {
-                throw CBORReadError(at: offset, "text string is not valid UTF-8")
-            }
-            return end
-        case 4:
-            guard depth < maxDepth else { throw tooDeep(offset, maxDepth) }
-            var n = try checkedCount(h, at: offset)
-            var position = h.next
-            while n > 0 {
-                position = try validateDeterministic(at: position, depth: depth &+ 1, maxDepth: maxDepth)
-                n &-= 1
-            }
-            return position
-        case 5:
-            guard depth < maxDepth else { throw tooDeep(offset, maxDepth) }
-            let n = try checkedCount(h, at: offset)
-            var position = h.next
-            var previousKey = -1, previousKeyEnd = -1
-            for _ in 0 ..< n {
-                let keyEnd = try validateDeterministic(at: position, depth: depth &+ 1, maxDepth: maxDepth)
-                if previousKey >= 0, let base {
-                    let raw = UnsafeRawBufferPointer(start: base, count: count)
-                    let c = compareBytes(raw, previousKey, previousKeyEnd, position, keyEnd)
-                    if c == 0 {
-                        throw CBORReadError(at: position, "duplicate map key")
-                    }
-                    if c > 0 {
-                        throw CBORReadError(at: position, "map keys are not in bytewise order of their encodings, as deterministic encoding requires")
-                    }
+    /// Iterative: the open arrays, maps and tags are kept on a heap stack.
+    func validateDeterministic(at offset: Int, maxDepth: Int) throws(CBORReadError) -> Int {
+        var open: [DeterministicLevel] = []
+        var position = offset
+        while true {
+            if let i = open.indices.last { open[i].childStart = position }
+            let h = try head(at: position)
+            if h.isIndefinite {
+                if h.major == 7 {
+                    throw CBORReadError(at: position, "unexpected break code (0xff) outside an indefinite-length item")
                 }
-                previousKey = position
-                previousKeyEnd = keyEnd
-                position = try validateDeterministic(at: keyEnd, depth: depth &+ 1, maxDepth: maxDepth)
+                throw CBORReadError(at: position, "indefinite-length \(cborMajorName(h.major).split(separator: " ").last ?? "") is not allowed in deterministic encoding")
             }
-            return position
-        case 6:
-            guard depth < maxDepth else { throw tooDeep(offset, maxDepth) }
-            return try validateDeterministic(at: h.next, depth: depth &+ 1, maxDepth: maxDepth)
-        default:
-            switch h.info {
-            case 25:
-                return h.next
-            case 26:
-                if CBORFloat.halfBits(exactly: UInt32(truncatingIfNeeded: h.argument)) != nil {
-                    throw CBORReadError(at: offset, "single-precision float that half precision holds exactly is not deterministic encoding")
+            if h.major != 7 {
+                try checkShortest(h, at: position)
+            }
+            switch h.major {
+            case 0, 1:
+                position = h.next
+            case 2, 3:
+                let end = try stringEnd(h, at: position)
+                if h.major == 3 && end > h.next && !isValidText(h.next, end &- h.next) {
+                    throw CBORReadError(at: position, "text string is not valid UTF-8")
                 }
-                return h.next
-            case 27:
-                if CBORFloat.singleBits(exactly: h.argument) != nil {
-                    throw CBORReadError(at: offset, "double-precision float that a shorter width holds exactly is not deterministic encoding")
+                position = end
+            case 4, 5, 6:
+                guard open.count < maxDepth else { throw tooDeep(position, maxDepth) }
+                let n = h.major == 6 ? 1 : try checkedCount(h, at: position)
+                position = h.next
+                if n > 0 {
+                    open.append(DeterministicLevel(remaining: h.major == 5 ? n &* 2 : n, isMap: h.major == 5))
+                    continue
                 }
-                return h.next
             default:
-                return h.next
+                if h.info == 26 && CBORFloat.halfBits(exactly: UInt32(truncatingIfNeeded: h.argument)) != nil {
+                    throw CBORReadError(at: position, "single-precision float that half precision holds exactly is not deterministic encoding")
+                }
+                if h.info == 27 && CBORFloat.singleBits(exactly: h.argument) != nil {
+                    throw CBORReadError(at: position, "double-precision float that a shorter width holds exactly is not deterministic encoding")
+                }
+                position = h.next
             }
+            // An item ended at `position`: it is the next child of the innermost open level.
+            while let i = open.indices.last {
+                if open[i].isMap && open[i].remaining & 1 == 0 {
+                    // A key: it must sort after the previous key of this map.
+                    let keyStart = open[i].childStart
+                    if open[i].previousKey >= 0, let base {
+                        let raw = UnsafeRawBufferPointer(start: base, count: count)
+                        let c = compareBytes(raw, open[i].previousKey, open[i].previousKeyEnd, keyStart, position)
+                        if c == 0 {
+                            throw CBORReadError(at: keyStart, "duplicate map key")
+                        }
+                        if c > 0 {
+                            throw CBORReadError(at: keyStart, "map keys are not in bytewise order of their encodings, as deterministic encoding requires")
+                        }
+                    }
+                    open[i].previousKey = keyStart
+                    open[i].previousKeyEnd = position
+                }
+                open[i].remaining &-= 1
+                if open[i].remaining > 0 { break }
+                // The level's container ended here too: a child of the level below.
+                open.removeLast()
+            }
+            if open.isEmpty { return position }
         }
     }
 
@@ -92,4 +88,16 @@ extension CBORReader {
             throw CBORReadError(at: offset, "head of \(cborMajorName(h.major)) uses a longer argument than needed for \(h.argument), which deterministic encoding forbids")
         }
     }
+}
+
+/// An array, map or tag open in ``CBORReader/validateDeterministic(at:maxDepth:)``.
+struct DeterministicLevel {
+    /// Items still to come (keys and values count separately in a map).
+    var remaining: Int
+    var isMap: Bool
+    /// Where the child being read started.
+    var childStart = 0
+    /// The previous key of a map, `previousKey..<previousKeyEnd`; -1 before the first.
+    var previousKey = -1
+    var previousKeyEnd = -1
 }

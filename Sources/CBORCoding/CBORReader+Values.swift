@@ -157,21 +157,29 @@ extension CBORReader {
             return floatValue(h)
         }
         if h.major == 0 || h.major == 1 {
-            let d = h.major == 0 ? Double(h.argument) : -1 - Double(h.argument)
-            // Exact only: converting back must give the same integer.
-            let exact: Bool
-            if h.major == 0 {
-                exact = d < 0x1p64 && UInt64(d) == h.argument
-            } else {
-                exact = d == -0x1p64 ? h.argument == UInt64.max : UInt64(-d - 1) == h.argument
-            }
-            guard exact else {
-                throw CBORReadError(at: position, "integer \(h.major == 0 ? String(h.argument) : CBOR.negativeString(h.argument)) cannot be represented exactly as a Double")
-            }
+            let d = try exactly(Double.self, h, at: position)
             end = h.next
             return d
         }
         throw mismatch(Double.self, at: offset, expected: "a float")
+    }
+
+    /// The integer of head `h` (major type 0 or 1) as an `F`, or an error when `F` does not hold it exactly.
+    func exactly<F: BinaryFloatingPoint>(_ type: F.Type, _ h: CBORHead, at position: Int) throws(CBORReadError) -> F {
+        let value: F?
+        if h.major == 0 {
+            value = F(exactly: h.argument)
+        } else if h.argument == UInt64.max {
+            // -2^64, whose magnitude UInt64 cannot hold.
+            value = F(sign: .minus, exponent: 64, significand: 1)
+        } else {
+            // -1 - argument: the magnitude is argument + 1, which does not overflow here.
+            value = F(exactly: h.argument &+ 1).map { -$0 }
+        }
+        guard let value else {
+            throw CBORReadError(at: position, "integer \(h.major == 0 ? String(h.argument) : CBOR.negativeString(h.argument)) cannot be represented exactly as a \(F.self)")
+        }
+        return value
     }
 
     /// Reads a Float: half or single exactly, a double within Float's range (rounded), or an exact integer.
@@ -195,11 +203,12 @@ extension CBORReader {
             default: break
             }
         }
-        let d = try readDoubleSlow(at: offset, end: &end)
-        guard Double(Float(d)) == d else {
-            throw CBORReadError(at: position, "integer \(d) cannot be represented exactly as a Float")
+        if h.major == 0 || h.major == 1 {
+            let f = try exactly(Float.self, h, at: position)
+            end = h.next
+            return f
         }
-        return Float(d)
+        throw mismatch(Float.self, at: offset, expected: "a float")
     }
 
     // MARK: Bool, strings, bytes
@@ -292,8 +301,13 @@ extension CBORReader {
     }
 
     func readDate(at offset: Int, end: inout Int) throws(CBORReadError) -> Date {
-        do {
+        do throws(CBORReadError) {
             let (date, e) = try readDate(at: offset)
+            // Foundation traps when it prints a NaN date; infinite ones are no better.
+            let seconds = date.timeIntervalSinceReferenceDate
+            guard seconds.isFinite else {
+                throw CBORReadError(at: offset, "\(seconds.isNaN ? "NaN" : "infinite") seconds since the epoch: not a finite date")
+            }
             end = e
             return date
         } catch {
@@ -336,7 +350,12 @@ extension CBORReader {
             guard d.isFinite else {
                 throw CBORReadError(.typeMismatch, at: position, "an infinite float cannot be a Decimal", type: Decimal.self)
             }
-            return Decimal(d)
+            // Decimal(Double) gives NaN for magnitudes outside Decimal's range (about 1e-128 ... 3.4e165).
+            let decimal = Decimal(d)
+            guard !decimal.isNaN else {
+                throw CBORReadError(.typeMismatch, at: position, "float \(d) is outside the range of Decimal", type: Decimal.self)
+            }
+            return decimal
         default:
             throw mismatch(Decimal.self, at: offset, expected: "a decimal fraction (tag 4) or a number")
         }

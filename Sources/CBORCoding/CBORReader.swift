@@ -87,6 +87,13 @@ func cborMajorName(_ major: UInt8) -> String {
 struct CBORReader {
     let base: UnsafeRawPointer?
     let count: Int
+    /// The recorded ends of the input's larger arrays and maps (see ``CBORContainerEnds``), when
+    /// the decoder made them; `skipChecked(at:)` uses them.
+    var ends: UnsafePointer<Int>? = nil
+    #if DEBUG
+    /// Counts every head read, when set: the tests' measure of decoding work.
+    var headsRead: UnsafeMutablePointer<Int>? = nil
+    #endif
 
     
     init(_ buffer: UnsafeRawBufferPointer) {
@@ -110,6 +117,9 @@ struct CBORReader {
     /// Reads the head at `offset`; throws on truncation and reserved additional information.
     @inline(__always)
     func head(at offset: Int) throws(CBORReadError) -> CBORHead {
+        #if DEBUG
+        if let headsRead { headsRead.pointee &+= 1 }
+        #endif
         guard offset < count else {
             throw CBORReadError(at: offset, "unexpected end of input: expected a data item")
         }
@@ -265,13 +275,30 @@ struct CBORReader {
         // Most items nest less than 16 deep: try with a stack on the call stack first.
         var storage: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         let shallow = try withUnsafeMutablePointer(to: &storage) { tuple throws(CBORReadError) in
-            try validate(at: offset, maxDepth: maxDepth, stack: UnsafeMutableRawPointer(tuple).assumingMemoryBound(to: Int.self), capacity: 16)
+            var none = CBORNoRecorder()
+            return try validate(at: offset, maxDepth: maxDepth, stack: UnsafeMutableRawPointer(tuple).assumingMemoryBound(to: Int.self), capacity: 16, recorder: &none)
         }
         if shallow >= 0 { return shallow }
-        let capacity = max(1, min(maxDepth, count &- offset) &+ 1)
+        let capacity = validationLevels(at: offset, maxDepth: maxDepth)
         let stack = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
         defer { stack.deallocate() }
-        return try validate(at: offset, maxDepth: maxDepth, stack: stack, capacity: capacity)
+        var none = CBORNoRecorder()
+        return try validate(at: offset, maxDepth: maxDepth, stack: stack, capacity: capacity, recorder: &none)
+    }
+
+    /// Validates like ``validate(at:maxDepth:)`` and records the ends of the larger arrays and
+    /// maps in `ends`, which must have been made for ``validationLevels(at:maxDepth:)`` levels.
+    func validate(at offset: Int, maxDepth: Int, recordingIn ends: inout CBORContainerEnds) throws(CBORReadError) -> Int {
+        let capacity = validationLevels(at: offset, maxDepth: maxDepth)
+        let stack = UnsafeMutablePointer<Int>.allocate(capacity: capacity)
+        defer { stack.deallocate() }
+        return try validate(at: offset, maxDepth: maxDepth, stack: stack, capacity: capacity, recorder: &ends)
+    }
+
+    /// The most nesting levels validation can meet: neither more than `maxDepth` nor than the
+    /// input has bytes (each level takes one).
+    func validationLevels(at offset: Int, maxDepth: Int) -> Int {
+        max(1, min(maxDepth, count &- offset) &+ 1)
     }
 
     /// Stack entries: a positive count of items left in a definite array, map or tag;
@@ -281,8 +308,9 @@ struct CBORReader {
     private static let indefiniteMapKey = -2
     private static let indefiniteMapValue = -3
 
-    /// Returns -1 when the nesting needs more than `capacity` stack entries.
-    private func validate(at offset: Int, maxDepth: Int, stack: UnsafeMutablePointer<Int>, capacity: Int) throws(CBORReadError) -> Int {
+    /// Returns -1 when the nesting needs more than `capacity` stack entries. `recorder` hears
+    /// of every array, map and tag that opens and closes.
+    private func validate<R: CBORValidationRecorder>(at offset: Int, maxDepth: Int, stack: UnsafeMutablePointer<Int>, capacity: Int, recorder: inout R) throws(CBORReadError) -> Int {
         var depth = 0
         var position = offset
         while true {
@@ -297,7 +325,8 @@ struct CBORReader {
                     }
                     position &+= 1
                     depth &-= 1
-                    if let end = complete(&depth, stack, position) { return end }
+                    recorder.close(level: depth, end: position)
+                    if let end = complete(&depth, stack, position, &recorder) { return end }
                     continue
                 }
             }
@@ -320,32 +349,35 @@ struct CBORReader {
                 if depth == capacity { return -1 }
                 if h.isIndefinite {
                     stack[depth] = h.major == 4 ? CBORReader.indefiniteArray : CBORReader.indefiniteMapKey
+                    recorder.open(position, level: depth, isTag: false)
                     depth &+= 1
                     position = h.next
                     continue
                 }
                 let n = h.major == 6 ? 1 : try checkedCount(h, at: position)
                 let items = h.major == 5 ? n &* 2 : n
-                position = h.next
                 if items > 0 {
                     stack[depth] = items
+                    recorder.open(position, level: depth, isTag: h.major == 6)
                     depth &+= 1
+                    position = h.next
                     continue
                 }
+                position = h.next
             default:
                 if h.isIndefinite {
                     throw CBORReadError(at: position, "unexpected break code (0xff) outside an indefinite-length item")
                 }
                 position = h.next
             }
-            if let end = complete(&depth, stack, position) { return end }
+            if let end = complete(&depth, stack, position, &recorder) { return end }
         }
     }
 
     /// Records that an item ended at `position`: closes finished containers; returns
     /// `position` when the top-level item is complete.
     @inline(__always)
-    private func complete(_ depth: inout Int, _ stack: UnsafeMutablePointer<Int>, _ position: Int) -> Int? {
+    private func complete<R: CBORValidationRecorder>(_ depth: inout Int, _ stack: UnsafeMutablePointer<Int>, _ position: Int, _ recorder: inout R) -> Int? {
         while depth > 0 {
             let top = stack[depth &- 1]
             if top > 1 {
@@ -354,6 +386,7 @@ struct CBORReader {
             }
             if top == 1 {
                 depth &-= 1
+                recorder.close(level: depth, end: position)
                 continue
             }
             if top == CBORReader.indefiniteMapKey { stack[depth &- 1] = CBORReader.indefiniteMapValue }
@@ -365,13 +398,30 @@ struct CBORReader {
 
     /// Skips one item of input that `validate(at:maxDepth:)` has already checked, without recursion.
     ///
-    /// Keeps a count of the items still to skip instead of recursing into arrays,
-    /// maps and tags (only indefinite-length ones go through ``skip(at:depth:maxDepth:validatingUTF8:)``).
-    /// Still bounds-checked: on unchecked input it throws instead of misreading.
+    /// Keeps a count of the items still to skip instead of recursing into arrays, maps and
+    /// tags, and for each open indefinite-length array or map the count outside it. An array
+    /// or map whose end was recorded in ``ends`` is stepped over in one lookup. Still
+    /// bounds-checked: on unchecked input it throws instead of reading out of bounds (it does
+    /// not check everything validation does, such as an indefinite map's even item count).
     func skipChecked(at offset: Int) throws(CBORReadError) -> Int {
         var position = offset
         var pending = 1
-        while pending > 0 {
+        // For each open indefinite-length array or map, the items pending outside it.
+        var outside: [Int] = []
+        while true {
+            if pending == 0 {
+                guard let saved = outside.last else { return position }
+                guard position < count else {
+                    throw CBORReadError(at: position, "unexpected end of input: an indefinite-length array or map has no break")
+                }
+                if byte(position) == 0xFF {
+                    position &+= 1
+                    pending = saved
+                    outside.removeLast()
+                    continue
+                }
+                pending = 1
+            }
             pending &-= 1
             let h = try head(at: position)
             switch h.major {
@@ -380,8 +430,12 @@ struct CBORReader {
             case 2, 3:
                 position = h.isIndefinite ? try skipIndefiniteString(h, at: position) : try stringEnd(h, at: position)
             case 4, 5:
-                if h.isIndefinite {
-                    position = try skip(at: position, depth: 0, maxDepth: Int.max)
+                if let ends, let end = CBORContainerEnds.end(of: position, in: ends) {
+                    position = end
+                } else if h.isIndefinite {
+                    outside.append(pending)
+                    pending = 0
+                    position = h.next
                 } else {
                     let n = try checkedCount(h, at: position)
                     pending &+= h.major == 5 ? n &* 2 : n
@@ -397,7 +451,6 @@ struct CBORReader {
                 position = h.next
             }
         }
-        return position
     }
 
     func tooDeep(_ offset: Int, _ maxDepth: Int) -> CBORReadError {

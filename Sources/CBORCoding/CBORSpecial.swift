@@ -16,6 +16,7 @@ enum CBORSpecial {
     /// 2001-01-01 (but not on it) or beyond ±2^62 s keep the rounded tag 1 form.
     static func writeDate(_ date: Date, to writer: inout CBORWriter) {
         let a = date.timeIntervalSinceReferenceDate
+        // The encoder refuses non-finite dates before it gets here; written as a float all the same.
         guard a.isFinite else {
             writer.writeHead(major: 6, argument: 1)
             writer.writeDouble(a)
@@ -164,10 +165,19 @@ extension CBORReader {
         return (CBORSpecial.decimal(negative: neg, magnitude: neg ? mag + 1 : mag, exponent: exponent), position)
     }
 
-    /// Epoch seconds (exact integer or double) to a `Date`, subtracting 1970→2001 without rounding twice.
+    /// Integer epoch seconds (magnitude and sign, as ``readWideInteger(at:)`` gives them) to a
+    /// `Date`, subtracting 1970→2001 exactly and rounding once, for every 128-bit magnitude.
     static func date(epochMagnitude mag: UInt128, negative: Bool) -> Date {
-        let epoch: Int128 = negative ? -1 - Int128(mag) : Int128(mag)
-        return Date(timeIntervalSinceReferenceDate: Double(epoch - Int128(CBORSpecial.epochOffset)))
+        let offset = UInt128(CBORSpecial.epochOffset)
+        let seconds: Double
+        if negative {
+            // -1 - mag - offset = -(mag + 1 + offset); a sum past 2^128 rounds to 2^128 anyway.
+            let (sum, overflow) = mag.addingReportingOverflow(offset &+ 1)
+            seconds = overflow ? -0x1p128 : -Double(sum)
+        } else {
+            seconds = mag >= offset ? Double(mag &- offset) : -Double(offset &- mag)
+        }
+        return Date(timeIntervalSinceReferenceDate: seconds)
     }
 
     /// Reads the content of tag 1001 (RFC 9581 extended time): base time keys 1, 4 or 5, with -3/-6/-9 fractions.
@@ -182,8 +192,8 @@ extension CBORReader {
         var fraction = 0.0
         while try nextElement(of: h, at: &position, remaining: &remaining, start: offset) {
             let keyHead = try head(at: position)
-            let valueStart = try skip(at: position, depth: 0, maxDepth: 64)
-            let valueEnd = try skip(at: valueStart, depth: 0, maxDepth: 64)
+            let valueStart = try skipChecked(at: position)
+            let valueEnd = try skipChecked(at: valueStart)
             let key: Int? = keyHead.major == 0 && keyHead.argument < 64 ? Int(keyHead.argument)
                 : keyHead.major == 1 && keyHead.argument < 64 ? -1 - Int(keyHead.argument) : nil
             switch key {

@@ -15,6 +15,8 @@ struct CBORWriter {
     var base: UnsafeMutableRawPointer
     var count: Int
     var capacity: Int
+    /// Whether ``writeString(_:)`` writes strings in Unicode Normalization Form C.
+    var normalizesStrings = false
 
     init(capacity: Int = 256) {
         let capacity = max(capacity, 16)
@@ -129,7 +131,24 @@ struct CBORWriter {
     
     mutating func writeNull() { append(0xF6) }
 
-    /// Writes a text string (major type 3) from a Swift string's UTF-8.
+    /// Writes a string of the value being encoded: as ``writeText(_:)``, in NFC when
+    /// ``normalizesStrings`` is set (see ``CBOREncoder/normalizesStringsToNFC``).
+    @inline(__always)
+    mutating func writeString(_ value: String) {
+        if _slowPath(normalizesStrings) {
+            writeNormalized(value)
+            return
+        }
+        writeText(value)
+    }
+
+    /// Writes `value` in NFC; out of line, so that the usual path inlines one `writeText`.
+    @inline(never)
+    mutating func writeNormalized(_ value: String) {
+        writeText(CBOREncoder.normalizedToNFC(value))
+    }
+
+    /// Writes a text string (major type 3) from a Swift string's UTF-8, as it is.
     mutating func writeText(_ value: String) {
         if let done = value.utf8.withContiguousStorageIfAvailable({ utf8 -> Bool in
             writeHead(major: 3, argument: UInt64(utf8.count))

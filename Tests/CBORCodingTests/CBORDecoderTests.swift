@@ -128,6 +128,9 @@ private func failure<T: Decodable>(_ type: T.Type, _ hex: String, deterministic:
         #expect(try decode(Decimal.self, "1864") == Decimal(100))
         #expect(try decode(Decimal.self, "f97e00").isNaN)
         #expect(try decode(Decimal.self, "c249010000000000000000") == Decimal(string: "18446744073709551616"))
+        // Floats outside Decimal's range are an error, not a silent NaN.
+        #expect(failure(Decimal.self, "fb01a56e1fc2f8f359")?.0.contains("outside the range of Decimal") == true) // 1e-300
+        #expect(failure(Decimal.self, "fb7e37e43c8800759c")?.0.contains("outside the range of Decimal") == true) // 1e300
     }
 
     @Test func missingAndNullValues() throws {
@@ -220,6 +223,45 @@ private func failure<T: Decodable>(_ type: T.Type, _ hex: String, deterministic:
         }
         let value = try decode(Cose.self, "a2012604420102")
         #expect(value.alg == -7 && value.kid == Data([1, 2]))
+    }
+
+    @Test func integersThatAFloatHoldsExactlyDecodeAsFloats() throws {
+        // -2^54 (3b 003fffffffffffff) is exact in Double and in Float.
+        #expect(try decode(Double.self, "3b003fffffffffffff") == -0x1p54)
+        #expect(try decode(Float.self, "3b003fffffffffffff") == -0x1p54)
+        #expect(try decode(Double.self, "3bffffffffffffffff") == -0x1p64)
+        #expect(try decode(Float.self, "3bffffffffffffffff") == -0x1p64)
+        #expect(try decode(Double.self, "3b7fffffffffffffff") == -0x1p63)
+        #expect(try decode(Double.self, "3b001fffffffffffff") == -0x1p53)
+        #expect(try decode(Float.self, "3a00ffffff") == -0x1p24)
+        #expect(try decode(Float.self, "1a01000000") == 0x1p24)
+        #expect(try decode(Double.self, "1b8000000000000000") == 0x1p63)
+        for inexact in ["1bffffffffffffffff", "3bfffffffffffffffe", "3b0020000000000000", "3b003ffffffffffffe", "1b0020000000000001"] {
+            #expect(failure(Double.self, inexact)?.0.contains("cannot be represented exactly as a Double") == true, "\(inexact)")
+        }
+        for inexact in ["1a01000001", "3a01000000", "1bffffffffffffffff", "3b0020000000000000"] {
+            #expect(failure(Float.self, inexact)?.0.contains("cannot be represented exactly as a Float") == true, "\(inexact)")
+        }
+        // Every power of two and its neighbours, both signs, against the standard library's exactness.
+        var values: [Int128] = []
+        for k in 0 ... 64 {
+            let p = Int128(1) << k
+            values += [p - 1, p, p + 1, -p + 1, -p, -p - 1]
+        }
+        for value in values where value >= -(Int128(1) << 64) && value < (Int128(1) << 64) {
+            let encoded = CBOR(value).encoded()
+            let hex = hexString(encoded)
+            if let exact = Double(exactly: value) {
+                #expect(try decode(Double.self, hex) == exact, "\(value)")
+            } else {
+                #expect(failure(Double.self, hex) != nil, "\(value)")
+            }
+            if let exact = Float(exactly: value) {
+                #expect(try decode(Float.self, hex) == exact, "\(value)")
+            } else {
+                #expect(failure(Float.self, hex) != nil, "\(value)")
+            }
+        }
     }
 
     @Test func decodesFromAnUnsafeBuffer() throws {

@@ -75,6 +75,17 @@ import Testing
         #expect(value.encoded(deterministic: true) == bytes("a2 6161 81 a2 6163 02 6164 01 6162 a2 6178 02 6179 01"))
     }
 
+    @Test func headReaderRefusesOffsetsOutsideTheBuffer() {
+        // The byte before the buffer is a valid head: an offset of -1 must not read it.
+        let bytes: [UInt8] = [0x01, 0x02]
+        bytes.withUnsafeBytes { all in
+            let buffer = UnsafeRawBufferPointer(rebasing: all[1...])
+            #expect(CBOR.head(in: buffer, at: 0)?.argument == 2)
+            #expect(CBOR.head(in: buffer, at: -1) == nil)
+            #expect(CBOR.head(in: buffer, at: 1) == nil)
+        }
+    }
+
     @Test func negativeIntegersAtTheLimits() throws {
         #expect(CBOR(Int64.min) == .negative(UInt64(Int64.max)))
         #expect(CBOR(-1) == .negative(0))

@@ -73,3 +73,38 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// The work of a thread that `onThread` starts.
+private final class ThreadBody {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
+}
+
+/// Runs `body` on a new thread with a stack of `stackSize` bytes and returns its result.
+///
+/// The small stack is the point: a decoder that recurses too deep crashes here.
+func onThread<R>(stackSize: Int, _ body: @escaping () -> R) -> R {
+    var result: R?
+    // The thread writes `result` before it exits; it is read after pthread_join.
+    let work = ThreadBody { result = body() }
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    precondition(pthread_attr_setstacksize(&attributes, stackSize) == 0, "pthread_attr_setstacksize(\(stackSize)) failed")
+    #if canImport(Glibc)
+    var thread = pthread_t()
+    #else
+    var thread: pthread_t?
+    #endif
+    let created = pthread_create(&thread, &attributes, { raw in
+        Unmanaged<ThreadBody>.fromOpaque(raw!).takeRetainedValue().run()
+        return nil
+    }, Unmanaged.passRetained(work).toOpaque())
+    precondition(created == 0, "pthread_create failed: \(created)")
+    #if canImport(Glibc)
+    pthread_join(thread, nil)
+    #else
+    pthread_join(thread!, nil)
+    #endif
+    return result!
+}

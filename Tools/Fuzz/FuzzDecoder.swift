@@ -32,10 +32,25 @@ enum FuzzShape: Codable {
     case two(String, [UInt16])
 }
 
+/// Every decoded Date must be finite and printable (Foundation traps printing a NaN Date).
+func checkDates(_ value: Any) {
+    if let date = value as? Date {
+        guard date.timeIntervalSinceReferenceDate.isFinite else {
+            fatalError("decoded a Date of \(date.timeIntervalSinceReferenceDate) seconds")
+        }
+        _ = date.description
+    } else if let record = value as? FuzzRecord {
+        if let date = record.f { checkDates(date) }
+        record.i?.forEach(checkDates)
+    } else if let records = value as? [FuzzRecord] {
+        records.forEach(checkDates)
+    }
+}
+
 @inline(never)
 func attempt<T: Decodable>(_ type: T.Type, _ decoder: CBORDecoder, _ buffer: UnsafeRawBufferPointer) {
     do {
-        _ = try decoder.decode(T.self, from: buffer)
+        checkDates(try decoder.decode(T.self, from: buffer))
     } catch is DecodingError {
         // Expected for most inputs.
     } catch {
@@ -55,6 +70,32 @@ public func fuzzDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     case let (.success(a), .success(b)) where a != b: fatalError("validate ends at \(a), skip at \(b)")
     case (.success, .failure), (.failure, .success): fatalError("validate and skip disagree: \(validated) vs \(skipped)")
     default: break
+    }
+
+    // skipChecked (iterative, with and without the recorded container ends) must end where
+    // validation does, and every recorded end must be where skipping that container ends.
+    if case .success(let end) = validated {
+        guard (try? reader.skipChecked(at: 0)) == end else { fatalError("skipChecked does not end at \(end)") }
+        var ends = CBORContainerEnds(levels: reader.validationLevels(at: 0, maxDepth: 40))
+        defer { ends.deallocate() }
+        guard (try? reader.validate(at: 0, maxDepth: 40, recordingIn: &ends)) == end else { fatalError("recording validation does not end at \(end)") }
+        let table = ends.table
+        for i in 0 ..< table[0] {
+            let start = table[1 + 2 * i], recorded = table[2 + 2 * i]
+            guard (try? reader.skipChecked(at: start)) == recorded, recorded - start >= CBORContainerEnds.minimumSize else {
+                fatalError("recorded end \(recorded) of the container at \(start) is wrong")
+            }
+        }
+        var indexed = reader
+        indexed.ends = UnsafePointer(table)
+        guard (try? indexed.skipChecked(at: 0)) == end else { fatalError("skipChecked with recorded ends does not end at \(end)") }
+    }
+
+    // Input the deterministic check accepts is exactly the deterministic encoding of its item.
+    if (try? reader.validateDeterministic(at: 0, maxDepth: 40)) == size {
+        guard let item = try? CBOR(decoding: buffer), item.encoded(deterministic: true).elementsEqual(buffer) else {
+            fatalError("validateDeterministic accepts input that is not the deterministic encoding of its item")
+        }
     }
 
     if let item = try? CBOR(decoding: buffer) {
@@ -82,6 +123,8 @@ public func fuzzDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         attempt(Int.self, decoder, buffer)
         attempt(UInt8.self, decoder, buffer)
         attempt(Double.self, decoder, buffer)
+        attempt(Float.self, decoder, buffer)
+        attempt(UInt64.self, decoder, buffer)
         attempt(String.self, decoder, buffer)
         attempt(Data.self, decoder, buffer)
         attempt(Date.self, decoder, buffer)

@@ -5,7 +5,9 @@
 #
 # Compiles Tools/Fuzz/FuzzDecoder.swift together with Sources/CBORCoding/*.swift
 # (swiftc -sanitize=fuzzer,address: `swift build -Xswiftc -sanitize=fuzzer` does not
-# link here), seeds the corpus from Fixtures/CBOR, and runs. Everything goes to
+# link here), seeds the corpus from Fixtures/CBOR and Tools/Fuzz/Seeds (inputs of the
+# classes that once crashed the decoder: bignum and non-finite dates, integers at the
+# edges of Double and Decimal), and runs. Everything goes to
 # .build-fuzz/ at the repository root. Exits nonzero if the fuzzer finds a crash,
 # a sanitizer error or a failed check; the input that caused it is saved in
 # .build-fuzz/artifacts/.
@@ -27,8 +29,8 @@ echo "Compiling the fuzz target..."
     "$root"/Sources/CBORCoding/*.swift "$root/Tools/Fuzz/FuzzDecoder.swift" \
     -o "$out/fuzz-decoder" 2> >(grep -v "Cannot export local symbol" >&2)
 
-echo "Seeding the corpus from Fixtures/CBOR..."
-for file in "$root"/Fixtures/CBOR/malformed/*.hex "$root"/Fixtures/CBOR/wellformed/*.hex; do
+echo "Seeding the corpus from Fixtures/CBOR and Tools/Fuzz/Seeds..."
+for file in "$root"/Fixtures/CBOR/malformed/*.hex "$root"/Fixtures/CBOR/wellformed/*.hex "$root"/Tools/Fuzz/Seeds/*.hex; do
     name="$(basename "$(dirname "$file")")-$(basename "$file" .hex)"
     { grep -v '^#' "$file" || true; } | tr -d ' \n\r\t' | perl -ne 'print pack("H*", $_)' > "$out/corpus/$name"
 done

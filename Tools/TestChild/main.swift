@@ -10,9 +10,18 @@
 //                                                        Set key and under keys spelled NFD / NFC
 //   sessionstore-child types save|load <path>           saves, or loads and checks, values of a
 //                                                        private, a local, a generic and a nested type
+//   sessionstore-child fork-hold <path>                 saves, fork()s a child that sleeps 60 s (and
+//                                                        prints "sleeper <pid>"), then dies by SIGKILL
+//                                                        inside its next write transaction
 //   sessionstore-child fork-use <path>                  saves, fork()s, and reports what load, save, close
 //                                                        and a reopen do in the forked child; then
 //                                                        the parent saves and loads again
+//   sessionstore-child scan build|check|rewrite <path>  writes (build), loads and compares (check) or
+//                                                        saves again, reading each previous value
+//                                                        (rewrite), every record of a fixed set of
+//                                                        sessions; check and rewrite print one result
+//                                                        line and exit 0 when every error was a
+//                                                        SessionStoreError (3 otherwise)
 //
 // With SESSIONSTORE_CHILD_START_AT=<CLOCK_REALTIME nanoseconds> set, the child sleeps until
 // then before it runs the command, so several children started together race.
@@ -153,12 +162,95 @@ struct AnyHashableKey {
     func load(from session: Session) throws -> String? { try load(session) }
 }
 
+/// The records `scan` writes and checks: sessions `s0`…, keys `k0`…, Data values of a
+/// size and content derived from both indexes, every seventh one large enough for
+/// LMDB's overflow pages.
+enum ScanLayout {
+    static let sessions = 30
+    static let keys = 20
+
+    static func value(session: Int, key: Int) -> Data {
+        let count = key % 7 == 3 ? 6_000 : 40 + (session * 13 + key * 29) % 500
+        return Data((0..<count).map { UInt8(truncatingIfNeeded: session &* 31 &+ key &* 7 &+ $0) })
+    }
+}
+
+enum ScanMode: String { case build, check, rewrite }
+
+/// Writes the `scan` records, or loads (or saves again) every one and prints a tally of what came back.
+///
+/// A damaged store must give a clean error: the open error, or per record; any error that
+/// is not a `SessionStoreError` ends the run with status 3. A crash (a signal) is the
+/// defect the damaged-file tests look for.
+func scan(_ path: String, mode: ScanMode) {
+    let store: SessionStore
+    do {
+        store = try SessionStore(path: path)
+    } catch let error as SessionStoreError {
+        print("open-error \(error.code): \(error.message)")
+        exit(0)
+    } catch {
+        print("unexpected open error: \(error)")
+        exit(3)
+    }
+    var loaded = 0, missing = 0, mismatched = 0
+    var errors: [String: Int] = [:]
+    var firstError: String?
+    func record(_ error: Error) {
+        guard let error = error as? SessionStoreError else {
+            print("unexpected error: \(error)")
+            exit(3)
+        }
+        errors[error.code.rawValue, default: 0] += 1
+        if firstError == nil { firstError = error.message }
+    }
+    for s in 0..<ScanLayout.sessions {
+        do {
+            let session = try store.session("s\(s)")
+            if mode == .build {
+                for k in 0..<ScanLayout.keys { try session.save(ScanLayout.value(session: s, key: k), for: "k\(k)") }
+                continue
+            }
+            for k in 0..<ScanLayout.keys {
+                do {
+                    let value = ScanLayout.value(session: s, key: k)
+                    let result = mode == .rewrite ? try session.save(value, for: "k\(k)") : try session.load(Data.self, for: "k\(k)")
+                    switch result {
+                    case nil: missing += 1
+                    case let found? where found == value: loaded += 1
+                    case _?: mismatched += 1
+                    }
+                } catch {
+                    record(error)
+                }
+            }
+            do { _ = try session.keys() } catch { record(error) }
+        } catch {
+            record(error)
+        }
+    }
+    do { try store.close() } catch { record(error) }
+    if mode == .build {
+        print(errors.isEmpty ? "built" : "build errors \(errors)")
+        exit(errors.isEmpty ? 0 : 2)
+    }
+    let tally = errors.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+    print("scanned loaded=\(loaded) missing=\(missing) mismatched=\(mismatched) errors=\(tally.isEmpty ? "none" : tally)")
+    if let firstError { print("first error: \(firstError)") }
+    exit(0)
+}
+
 let arguments = Array(CommandLine.arguments.dropFirst())
 guard let command = arguments.first else { fail("usage: sessionstore-child put|get|fill ...") }
 
 do {
     switch (command, arguments.count) {
     case ("put", 5):
+        // A test that must know the open and save have started (the process is not still
+        // starting up) asks for this.
+        if ProcessInfo.processInfo.environment["SESSIONSTORE_CHILD_ANNOUNCE"] == "1" {
+            FileHandle.standardError.write(Data("opening\n".utf8))
+        }
         let store = try SessionStore(path: arguments[1])
         let previous = try store.session(arguments[2]).save(arguments[4], for: arguments[3])
         print(previous ?? "(nil)")
@@ -192,8 +284,35 @@ do {
         try storeEquivalentKeys(arguments[2], save: arguments[1] == "save")
     case ("types", 3) where ["save", "load"].contains(arguments[1]):
         try storeTypes(arguments[2], save: arguments[1] == "save")
+    case ("fork-hold", 2):
+        let store = try SessionStore(path: arguments[1])
+        let session = try store.session("fork")
+        try session.save("before fork", for: "k")
+        let pid = forkProcess()
+        guard pid >= 0 else { fail("fork failed: \(String(cString: strerror(errno)))") }
+        if pid == 0 {
+            // The sleeper keeps whatever descriptors it inherited, but pipes and sockets (the
+            // output, and the launcher's), so that the test need not wait for it to exit.
+            let null = open("/dev/null", O_WRONLY)
+            dup2(null, 1)
+            dup2(null, 2)
+            for descriptor in Int32(3)..<1024 {
+                var info = stat()
+                guard fstat(descriptor, &info) == 0 else { continue }
+                let kind = info.st_mode & S_IFMT
+                if kind == S_IFIFO || kind == S_IFSOCK { close(descriptor) }
+            }
+            sleep(60)
+            _exit(0)
+        }
+        FileHandle.standardOutput.write(Data("sleeper \(pid)\n".utf8))
+        TestHooks.insideWrite.set { _ in kill(getpid(), SIGKILL) }
+        try session.save("never", for: "k")
+        fail("the save returned")
     case ("fork-use", 2):
         try forkUse(arguments[1])
+    case ("scan", 3) where ScanMode(rawValue: arguments[1]) != nil:
+        scan(arguments[2], mode: ScanMode(rawValue: arguments[1])!)
     default:
         fail("unknown command or wrong argument count: \(arguments)")
     }

@@ -1,8 +1,14 @@
 import CLMDB
 
 /// A cursor over one database, valid only inside ``Transaction/withCursor(_:_:)``.
+///
+/// Keys and values it returns are checked against the data file like
+/// ``Transaction/get(_:key:)``'s.
 struct Cursor {
     let handle: OpaquePointer
+    /// The transaction's map bounds (unowned for the reason given in ``Transaction``).
+    unowned(unsafe) let bounds: MapBounds
+    let readOnly: Bool
 
     /// One key/value pair under the cursor; both buffers live in LMDB's map.
     typealias Entry = (key: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer)
@@ -21,8 +27,8 @@ struct Cursor {
         }
         if rc == LMDBError.notFound { return nil }
         try LMDBError.check(rc, "mdb_cursor_get")
-        return (UnsafeRawBufferPointer(start: keyValue.mv_data, count: keyValue.mv_size),
-                UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size))
+        return (try bounds.checked(keyValue, readOnly: readOnly, "mdb_cursor_get (key)"),
+                try bounds.checked(data, readOnly: readOnly, "mdb_cursor_get"))
     }
 
     /// Positions at the first key greater than or equal to `key`.

@@ -43,7 +43,11 @@ final class Environment: @unchecked Sendable {
     let path: String
     /// ``ForkGeneration`` when the environment opened.
     private let forkGeneration = ForkGeneration.register()
+    /// The file-backed part of the map, against which every returned buffer is checked.
+    private let bounds: MapBounds
     private let gate = ReadWriteGate()
+    /// The size of `data.mdb` before ``DataFileCheck`` extended it (0 for a new file).
+    private let dataFileSizeAtOpen: Int
     /// Taken by every write before LMDB's writer lock, outside `gate` (see ``WriterLock``).
     let writerLock: WriterLock
     private var isClosed = false
@@ -91,22 +95,26 @@ final class Environment: @unchecked Sendable {
     /// - Throws: ``LMDBError`` with the code of the failing call (for example `EACCES`).
     init(path: String, options: Options) throws(LMDBError) {
         writerLock = try WriterLock(directory: path)
-        let (env, mapSize) = try Self.open(path: path, options: options)
+        let (env, mapSize, originalSize) = try Self.openHandle(path: path, options: options)
+        dataFileSizeAtOpen = originalSize
         handleBox.initialize(to: env)
         currentMapSize = max(mapSize, options.mapSize)
         self.options = options
         self.path = path
+        bounds = MapBounds(env)
     }
 
     /// Creates and opens an environment handle; returns it and the map size LMDB reports.
-    private static func open(path: String, options: Options) throws(LMDBError) -> (OpaquePointer, Int) {
+    private static func openHandle(path: String, options: Options) throws(LMDBError) -> (OpaquePointer, Int, originalSize: Int) {
+        // Before LMDB maps the file: its meta pages against its size (see DataFileCheck).
+        let (coveredSize, originalSize) = try DataFileCheck.prepare(directory: path)
         var env: OpaquePointer?
         try LMDBError.check(mdb_env_create(&env), "mdb_env_create")
         guard let env else { throw LMDBError(code: ENOMEM, function: "mdb_env_create") }
         do {
             try LMDBError.check(mdb_env_set_maxreaders(env, options.maxReaders), "mdb_env_set_maxreaders")
             try LMDBError.check(mdb_env_set_maxdbs(env, options.maxDatabases), "mdb_env_set_maxdbs")
-            try LMDBError.check(mdb_env_set_mapsize(env, options.mapSize), "mdb_env_set_mapsize")
+            try LMDBError.check(mdb_env_set_mapsize(env, max(options.mapSize, coveredSize)), "mdb_env_set_mapsize")
             var flags = UInt32(MDB_NOTLS)
             if options.noSync { flags |= UInt32(MDB_NOSYNC) }
             try LMDBError.check(mdb_env_open(env, path, flags, options.fileMode), "mdb_env_open")
@@ -114,7 +122,7 @@ final class Environment: @unchecked Sendable {
             try LMDBError.check(mdb_reader_check(env, &dead), "mdb_reader_check")
             var info = MDB_envinfo()
             try LMDBError.check(mdb_env_info(env, &info), "mdb_env_info")
-            return (env, info.me_mapsize)
+            return (env, info.me_mapsize, originalSize)
         } catch {
             mdb_env_close(env)
             throw error
@@ -159,6 +167,19 @@ final class Environment: @unchecked Sendable {
         }
     }
 
+    /// After ``close()``, gives `data.mdb` back the size it had before the open extended it
+    /// over its unwritten free pages, for an open that was refused and must leave the file
+    /// as it found it. The extension was zeros past the old end, so nothing else changes.
+    func restoreDataFileSize() {
+        guard isClosed, dataFileSizeAtOpen > 0 else { return }
+        let file = path + "/data.mdb"
+        var info = stat()
+        // A regular file (the open refused links); not through a descriptor of its own, whose
+        // close would drop the locks of another open of this store in the process.
+        guard lstat(file, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, Int(info.st_size) > dataFileSizeAtOpen else { return }
+        _ = truncate(file, off_t(dataFileSizeAtOpen))
+    }
+
     /// Aborts the probe and the pooled read transactions. Hold `gate` exclusively.
     private func abortIdleReaders() {
         probe.withLock { reader in
@@ -183,23 +204,30 @@ final class Environment: @unchecked Sendable {
     @discardableResult
     func recoverAfterFailedWrite() throws(LMDBError) -> Bool {
         try writerLock.withLock { () throws(LMDBError) -> Bool in
-            try gate.withExclusive { () throws(LMDBError) -> Bool in
-                if let error = unavailable("mdb_txn_begin") { throw error }
-                var txn: OpaquePointer?
-                let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
-                if rc != LMDBError.panic {
-                    if rc == 0 { mdb_txn_abort(txn) }
-                    return false
-                }
+            // Readers go on while the environment is probed; only a panicked one (LMDB then
+            // refuses every transaction anyway) is worth waiting for every reader.
+            guard try gate.withShared({ () throws(LMDBError) -> Bool in try hasPanicked() }) else { return false }
+            return try gate.withExclusive { () throws(LMDBError) -> Bool in
+                guard try hasPanicked() else { return false }
                 abortIdleReaders()
                 mdb_env_close(handle)
+                // No handle until a new one is installed: close() must not close this one again.
+                isClosed = true
                 do throws(LMDBError) {
                     var reopenOptions = options
                     reopenOptions.mapSize = currentMapSize
-                    let (env, mapSize) = try Self.open(path: path, options: reopenOptions)
+                    let (env, mapSize, _) = try Self.openHandle(path: path, options: reopenOptions)
                     handleBox.pointee = env
+                    bounds.refresh(env)
+                    isClosed = false
                     currentMapSize = max(mapSize, currentMapSize)
-                    try reopenDatabases()
+                    do throws(LMDBError) {
+                        try reopenDatabases()
+                    } catch {
+                        mdb_env_close(env)
+                        isClosed = true
+                        throw error
+                    }
                 } catch {
                     broken = error
                     usable.store(false, ordering: .relaxed)
@@ -208,6 +236,15 @@ final class Environment: @unchecked Sendable {
                 return true
             }
         }
+    }
+
+    /// Whether LMDB refuses new transactions with `MDB_PANIC`. Hold `gate`.
+    private func hasPanicked() throws(LMDBError) -> Bool {
+        if let error = unavailable("mdb_txn_begin") { throw error }
+        var txn: OpaquePointer?
+        let rc = mdb_txn_begin(handle, nil, UInt32(MDB_RDONLY), &txn)
+        if rc == 0 { mdb_txn_abort(txn) }
+        return rc == LMDBError.panic
     }
 
     /// Records the named databases the environment's users hold handles of, so that a
@@ -363,7 +400,7 @@ final class Environment: @unchecked Sendable {
                     throw error
                 case .success(let txn)?:
                     defer { endRead(txn) }
-                    return try body(Transaction(handle: txn))
+                    return try body(Transaction(handle: txn, bounds: bounds, readOnly: true))
                 }
             }
             if resized {
@@ -397,7 +434,7 @@ final class Environment: @unchecked Sendable {
                 let value: R
                 do {
                     TestHooks.insideWrite.run(path)
-                    value = try body(Transaction(handle: txn!))
+                    value = try body(Transaction(handle: txn!, bounds: bounds, readOnly: false))
                 } catch {
                     mdb_txn_abort(txn)
                     throw error
@@ -441,6 +478,7 @@ final class Environment: @unchecked Sendable {
             usable.store(false, ordering: .relaxed)
             throw error
         }
+        bounds.refresh(handle)
     }
 
     /// Adopts the map size another process set (after `MDB_MAP_RESIZED`).

@@ -14,8 +14,10 @@ import Darwin
 struct LMDBError: Error, Equatable, CustomStringConvertible {
     /// The raw result code (`MDB_*` or an `errno` value).
     let code: Int32
-    /// The LMDB function that failed, for the error message.
+    /// The LMDB function that failed (or the check that refused), for the error message.
     let function: String
+    /// What was wrong, when the package found it rather than LMDB (see ``DataFileCheck``).
+    var detail: String? = nil
 
     /// `MDB_KEYEXIST`: the key/data pair already exists (put with `MDB_NOOVERWRITE`).
     static let keyExists: Int32 = MDB_KEYEXIST
@@ -48,6 +50,12 @@ struct LMDBError: Error, Equatable, CustomStringConvertible {
     static let incompatible: Int32 = MDB_INCOMPATIBLE
     /// `MDB_BAD_VALSIZE`: the key is empty or longer than the key limit, or a value too large.
     static let badValueSize: Int32 = MDB_BAD_VALSIZE
+    /// `MDB_PAGE_NOTFOUND`: a page number past the last page: the file is damaged.
+    static let pageNotFound: Int32 = MDB_PAGE_NOTFOUND
+    /// `MDB_CURSOR_FULL`: the tree is deeper than LMDB's cursor stack, as only a damaged one is.
+    static let cursorFull: Int32 = MDB_CURSOR_FULL
+    /// `MDB_PAGE_FULL`: LMDB's internal "page has not enough space", seen on damaged pages.
+    static let pageFull: Int32 = MDB_PAGE_FULL
 
     /// Throws an ``LMDBError`` unless `result` is `MDB_SUCCESS` (0).
     ///
@@ -69,8 +77,21 @@ struct LMDBError: Error, Equatable, CustomStringConvertible {
         code == ENOSPC || code == EDQUOT || code == EFBIG
     }
 
+    /// Whether the code says the data file is damaged or not an LMDB data file.
+    ///
+    /// `MDB_BAD_TXN` counts: LMDB returns it for every later call of a transaction in which
+    /// it met a damaged page.
+    var isCorruption: Bool {
+        switch code {
+        case Self.corrupted, Self.invalid, Self.versionMismatch, Self.pageNotFound, Self.badTransaction,
+             Self.cursorFull, Self.pageFull: true
+        default: false
+        }
+    }
+
     var description: String {
         let text = mdb_strerror(code).map { String(cString: $0) } ?? "unknown error"
+        if let detail { return "\(function): \(detail) (\(text), \(code))" }
         return "\(function) failed: \(text) (\(code))"
     }
 }

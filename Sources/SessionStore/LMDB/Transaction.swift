@@ -3,9 +3,16 @@ import CLMDB
 /// A transaction handle, valid only inside ``Environment/read(_:)`` or ``Environment/write(_:)``.
 ///
 /// Buffers returned by ``get(_:key:)`` point into LMDB's memory map and are valid only
-/// until the transaction ends; copy what must outlive it.
+/// until the transaction ends; copy what must outlive it. Each is checked against the
+/// data file first (``MapBounds``): a damaged size is `MDB_CORRUPTED`, not a wild read.
 struct Transaction {
     let handle: OpaquePointer
+    /// The environment's map bounds. Unowned and unretained: the environment outlives
+    /// every transaction (they exist only inside its `read` and `write` closures), and a
+    /// retain per transaction would cost more than the check.
+    unowned(unsafe) let bounds: MapBounds
+    /// Whether this is a read-only transaction, whose buffers all lie in the map.
+    let readOnly: Bool
 
     /// The transaction's id: the snapshot id for readers, the id the commit will get for writers.
     var id: Int { Int(mdb_txn_id(handle)) }
@@ -19,7 +26,7 @@ struct Transaction {
         }
         if rc == LMDBError.notFound { return nil }
         try LMDBError.check(rc, "mdb_get")
-        return UnsafeRawBufferPointer(start: data.mv_data, count: data.mv_size)
+        return try bounds.checked(data, readOnly: readOnly, "mdb_get")
     }
 
     /// Stores `value` under `key`. With `noOverwrite`, returns false and leaves an existing value.
@@ -68,7 +75,7 @@ struct Transaction {
         var cursor: OpaquePointer?
         try LMDBError.check(mdb_cursor_open(handle, dbi, &cursor), "mdb_cursor_open")
         defer { mdb_cursor_close(cursor) }
-        var wrapped = Cursor(handle: cursor!)
+        var wrapped = Cursor(handle: cursor!, bounds: bounds, readOnly: readOnly)
         return try body(&wrapped)
     }
 }

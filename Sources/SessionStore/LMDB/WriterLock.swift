@@ -20,18 +20,38 @@ import Darwin
 /// `lock.mdb`: closing any descriptor of `lock.mdb` would drop LMDB's `fcntl` locks on it.
 ///
 /// Reentrant within a thread, so a caller can hold it around ``Environment/write(_:)``.
+///
+/// A `flock` belongs to the open file description, which a child made by `fork()` shares:
+/// every forked child closes its copy at once (``ForkGeneration``), so that a child that
+/// outlives this process cannot keep the lock held for every other process.
 // @unchecked Sendable: `depth` is read and written only while `mutex` is held; the mutex
 // lives in heap memory allocated in `init` and freed in `deinit`; `descriptor` is set in `init`.
 final class WriterLock: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let descriptor: Int32
     private var depth = 0
+    /// This lock's slot among the descriptors forked children close.
+    private let forkSlot: Int?
+    private let forkGeneration = ForkGeneration.register()
 
     /// Opens the directory at `path` for locking.
+    ///
+    /// - Throws: when the directory cannot be opened, or its file system has no working
+    ///   `flock` (a network file system may not; LMDB does not support those either).
     init(directory path: String) throws(LMDBError) {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
         guard fd >= 0 else { throw LMDBError(code: errno, function: "open(\(path)) for the writer lock") }
+        // A probe: a lock held elsewhere is fine (EWOULDBLOCK); any other failure means
+        // the lock would silently not exclude anyone.
+        if flock(fd, LOCK_SH | LOCK_NB) == 0 {
+            _ = flock(fd, LOCK_UN)
+        } else if errno != EWOULDBLOCK {
+            let code = errno
+            close(fd)
+            throw LMDBError(code: code, function: "flock(\(path)) for the writer lock")
+        }
         descriptor = fd
+        forkSlot = ForkGeneration.closeInForkedChildren(fd)
         var attributes = pthread_mutexattr_t()
         pthread_mutexattr_init(&attributes)
         pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_RECURSIVE))
@@ -40,7 +60,11 @@ final class WriterLock: @unchecked Sendable {
     }
 
     deinit {
-        close(descriptor)
+        // A forked child closed its copy right after the fork; the number may be reused since.
+        if ForkGeneration.current == forkGeneration {
+            if let forkSlot { ForkGeneration.forget(forkSlot) }
+            close(descriptor)
+        }
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
     }

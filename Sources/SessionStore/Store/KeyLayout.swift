@@ -5,7 +5,11 @@ import CBORCoding
 /// Ids are checked against a URL-safe alphabet without `/`, so an id can never end its
 /// own scope's prefix early and reach into another scope's key range: the prefix of
 /// session `a` (`session/a/`) is not a prefix of session `ab`'s or `a-b`'s. The user key
-/// follows as deterministic CBOR (RFC 8949 §4.2), so equal keys are equal bytes.
+/// follows as deterministic CBOR (RFC 8949 §4.2), so equal keys are equal bytes, in every
+/// process: map keys and (a rule of this project) a `Set`'s elements are sorted bytewise,
+/// and every string of a key is written in Unicode NFC, so two spellings Swift calls
+/// equal (`"Caf\u{E9}"`, `"Cafe\u{301}"`) name one record. ASCII keys need no
+/// normalization and take a fast path. Values are stored as given.
 enum KeyLayout {
     /// The longest id accepted, in bytes.
     static let maxIDLength = 128
@@ -67,10 +71,36 @@ enum KeyLayout {
     @inline(__always)
     static func withRecordKey<R>(_ prefix: UnsafeRawBufferPointer, text name: String, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
         // Native strings lend their UTF-8 without a copy; others (bridged) are copied once.
-        if let result = name.utf8.withContiguousStorageIfAvailable({ withRecordKey(prefix, utf8: $0, limit: limit, body) }) {
+        if let result = name.utf8.withContiguousStorageIfAvailable({ utf8 -> R? in
+            isASCII(utf8) ? withRecordKey(prefix, utf8: utf8, limit: limit, body) : withNormalizedRecordKey(prefix, text: name, limit: limit, body)
+        }) {
             return result
         }
-        return Array(name.utf8).withUnsafeBufferPointer { withRecordKey(prefix, utf8: $0, limit: limit, body) }
+        return withNormalizedRecordKey(prefix, text: name, limit: limit, body)
+    }
+
+    /// ``withRecordKey(_:text:limit:_:)`` for a key that may not be in NFC (or not native).
+    @inline(never)
+    private static func withNormalizedRecordKey<R>(_ prefix: UnsafeRawBufferPointer, text name: String, limit: Int, _ body: (UnsafeRawBufferPointer) -> R) -> R? {
+        Array(CBOREncoder.normalizedToNFC(name).utf8).withUnsafeBufferPointer { withRecordKey(prefix, utf8: $0, limit: limit, body) }
+    }
+
+    /// Whether every byte is below 0x80, eight at a time.
+    @inline(__always)
+    static func isASCII(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = utf8.baseAddress else { return true }
+        let raw = UnsafeRawPointer(base)
+        var bits: UInt64 = 0
+        var offset = 0
+        while utf8.count &- offset >= 8 {
+            bits |= raw.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+            offset &+= 8
+        }
+        while offset < utf8.count {
+            bits |= UInt64(utf8[offset])
+            offset &+= 1
+        }
+        return bits & 0x8080_8080_8080_8080 == 0
     }
 
     @inline(__always)
@@ -97,7 +127,7 @@ enum KeyLayout {
         // A type comparison instead of `as? String`: a dynamic cast costs more than the
         // rest of building the key.
         if K.self == String.self {
-            let name = unsafeBitCast(key, to: String.self)
+            let name = CBOREncoder.normalizedToNFC(unsafeBitCast(key, to: String.self))
             bytes = []
             bytes.reserveCapacity(prefix.count + name.utf8.count + 9)
             bytes.append(contentsOf: prefix)
@@ -107,6 +137,7 @@ enum KeyLayout {
             do {
                 var encoder = CBOREncoder()
                 encoder.deterministic = true
+                encoder.normalizesStringsToNFC = true
                 try encoder.encode(key, appendingTo: &bytes)
             } catch {
                 throw SessionStoreError(.encodingFailed, "key \(String(describing: key)) does not encode: \(error)")

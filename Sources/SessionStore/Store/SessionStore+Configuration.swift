@@ -25,8 +25,10 @@ extension SessionStore {
         /// How many decoded values the read-through cache keeps (0 disables it).
         public var cacheCapacity: Int
         /// How many bytes the cached values may cost together, each costing its encoded
-        /// record's size plus its key's; 64 MiB by default. A value costing more than the
-        /// whole budget is loaded from LMDB every time, never cached.
+        /// record's size plus its key's; 64 MiB by default (0 disables the cache). A value
+        /// costing more than the whole budget is loaded from LMDB every time, never cached.
+        /// Decoded values usually take more memory than their encoding (an `Int` of 1 byte
+        /// in CBOR takes 8, a dictionary its hash table): leave room for that.
         public var cacheByteLimit: Int
         /// The initial size of LMDB's memory map in bytes; it grows by itself when full.
         public var mapSize: Int

@@ -38,8 +38,9 @@ public final class SessionStore: Sendable {
     let decoder: CBORDecoder
     private let canonicalPath: String
     private let closed = Atomic<Bool>(false)
-    /// Set when the `close()` that closes the store is done, for concurrent calls to wait on.
-    private let closeFinished = ConditionLock(false)
+    /// Set when the `close()` that closes the store is done, with its failure, for
+    /// concurrent calls to wait on.
+    private let closeFinished = ConditionLock<(done: Bool, failure: (any Error)?)>((false, nil))
     /// ``ForkGeneration`` when the store opened: another value means this is a forked child.
     private let forkGeneration: UInt
     private let recordReadCount = Atomic<Int>(0)
@@ -93,6 +94,8 @@ public final class SessionStore: Sendable {
                 environment.remember([("records", records), ("meta", metadata)])
             } catch {
                 environment.close()
+                // A refused environment (another program's, a newer format) is left as found.
+                environment.restoreDataFileSize()
                 throw error
             }
             maxKeySize = environment.maxKeySize
@@ -115,21 +118,32 @@ public final class SessionStore: Sendable {
 
     /// Commits pending writes, syncs, and closes the files. Later calls throw `.storeClosed`.
     ///
-    /// Closing twice is allowed; a call made while another closes waits for it. After
-    /// `close()` returns the path may be opened again.
+    /// Closing twice is allowed; a call made while another closes waits for it and throws
+    /// what it throws. After `close()` returns the path may be opened again.
     ///
     /// - Throws: `.ioFailure` when the final sync failed, or (relaxed mode) a periodic sync
     ///   failed since the store was opened: some acknowledged writes may be lost.
     public func close() throws {
         guard !closed.exchange(true, ordering: .acquiringAndReleasing) else {
-            // Another call is closing: return once it is done, as it will.
-            closeFinished.withLock(waitingUntil: { $0 }) { _, _ in }
+            // Another call is closing: return once it is done, as it does, with its failure.
+            if let failure = closeFinished.withLock(waitingUntil: { $0.done }, { state, _ in state.failure }) { throw failure }
             return
         }
+        var failure: (any Error)?
         defer {
-            closeFinished.withLock { $0 = true }
+            closeFinished.withLock { $0 = (true, failure) }
             closeFinished.broadcast()
         }
+        do {
+            try closeOnce()
+        } catch {
+            failure = error
+            throw error
+        }
+    }
+
+    /// The work of the `close()` call that closes the store.
+    private func closeOnce() throws {
         if isForkedChild {
             // The writer thread is the parent's (it does not exist here) and so is the
             // environment: syncing or closing it would act on the parent's reader slots.

@@ -92,7 +92,7 @@ extension SessionStoreError {
             self.init(.mapFull, "\(action): the store reached its maximum map size; raise Configuration.maxMapSize or remove data (\(error))")
         case LMDBError.panic:
             self.init(.ioFailure, "\(action): an earlier disk write failed and LMDB stopped using this environment; the files are intact: close and reopen the store (\(error))")
-        case LMDBError.corrupted, LMDBError.invalid, LMDBError.versionMismatch:
+        case _ where error.isCorruption:
             self.init(.corruptedRecord, "\(action): the store's files are damaged or not LMDB files (\(error))")
         case EACCES, EPERM:
             self.init(.permissionDenied, "\(action): permission denied (\(error))", errorNumber: number)

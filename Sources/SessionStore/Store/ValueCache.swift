@@ -57,6 +57,9 @@ final class ValueCache: Sendable {
         var inFlightPrefixes: [[UInt8]] = []
         var hits = 0
         var misses = 0
+        /// Values taken out of the cache under the lock, released by ``withState(_:)`` after
+        /// it: a value's `deinit` is user code, which may use the store.
+        var released: [CachedValue] = []
 
         var mask: Int { table.count - 1 }
     }
@@ -78,14 +81,27 @@ final class ValueCache: Sendable {
     private let state: Lock<State>
 
     init(capacity: Int, byteLimit: Int = .max) {
-        // The table holds Int32 positions.
-        self.capacity = min(capacity, Int(Int32.max) / 4)
+        // The table holds Int32 positions; a budget of no bytes disables the cache too.
+        self.capacity = byteLimit > 0 ? min(capacity, Int(Int32.max) / 4) : 0
         self.byteLimit = byteLimit
         seed = UInt64.random(in: .min ... .max)
         state = Lock(State())
     }
 
-    var isEnabled: Bool { capacity > 0 }
+    var isEnabled: Bool { capacity > 0 && byteLimit > 0 }
+
+    /// Runs `body` on the state under the lock, then releases the values it took out.
+    @inline(__always)
+    private func withState<R>(_ body: (inout State) -> R) -> R {
+        var released: [CachedValue] = []
+        let result = state.withLock { state in
+            let result = body(&state)
+            if !state.released.isEmpty { swap(&released, &state.released) }
+            return result
+        }
+        withExtendedLifetime(released) {}
+        return result
+    }
 
     /// Hit and miss counts since the store opened.
     var counters: (hits: Int, misses: Int) {
@@ -101,7 +117,7 @@ final class ValueCache: Sendable {
     /// The cached value for `key` as of snapshot `snapshot`, or nil on a miss.
     func value(for key: UnsafeRawBufferPointer, snapshot: Int) -> CachedValue? {
         let hash = Self.hash(key, seed: seed)
-        return state.withLock { state in
+        return withState { state in
             if snapshot > state.generation, !Self.mayServe(key, hash: hash, atNewer: snapshot, &state) {
                 state.misses += 1
                 return nil
@@ -135,7 +151,7 @@ final class ValueCache: Sendable {
     func insert(_ value: CachedValue, for key: [UInt8], readAt snapshot: Int, cost: Int = 0) {
         guard capacity > 0 else { return }
         let hash = key.withUnsafeBytes { Self.hash($0, seed: seed) }
-        state.withLock { state in
+        withState { state in
             // Not older than the generation, and not moving it past a commit of this
             // process that is not applied yet.
             if snapshot < state.generation || Self.isOwnCommitInFlight(snapshot, state) { return }
@@ -191,7 +207,7 @@ final class ValueCache: Sendable {
             case .removeKeys: (change, 0)
             }
         }
-        return state.withLock { state in
+        return withState { state in
             if state.ownCommit == commit { Self.endCommit(&state) }
             var replaced: [Int: CachedValue] = [:]
             if commit == state.generation + 1 {
@@ -223,7 +239,7 @@ final class ValueCache: Sendable {
 
     /// Empties the cache.
     func removeAll() {
-        state.withLock { Self.clear(&$0) }
+        withState { Self.clear(&$0) }
     }
 
     // MARK: - Table operations (call with the lock held)
@@ -248,7 +264,9 @@ final class ValueCache: Sendable {
             let position = Int(state.table[slot]) - 1
             let old = state.entries[position].value
             guard cost <= byteLimit else {
-                // Too large to keep: the old value is stale now, so it goes.
+                // Too large to keep: the old value is stale now, so it goes (returned, so
+                // released by the caller after the lock).
+                state.entries[position].value = nil
                 unlink(position, from: &state)
                 state.free.append(position)
                 return old
@@ -341,6 +359,7 @@ final class ValueCache: Sendable {
             }
         }
         state.table[hole] = 0
+        if let value = state.entries[position].value { state.released.append(value) }
         state.bytes -= state.entries[position].cost
         state.entries[position].cost = 0
         state.entries[position].value = nil
@@ -385,6 +404,7 @@ final class ValueCache: Sendable {
     }
 
     private static func clear(_ state: inout State) {
+        for entry in state.entries { if let value = entry.value { state.released.append(value) } }
         state.entries.removeAll(keepingCapacity: true)
         state.free.removeAll(keepingCapacity: true)
         for slot in state.table.indices { state.table[slot] = 0 }

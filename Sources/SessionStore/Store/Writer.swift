@@ -367,14 +367,9 @@ final class Writer: Sendable {
                 return .failure(SessionStoreError(.mapFull, "the write does not fit: the store reached its maximum map size of \(mapCeiling ?? environment.mapSize) bytes; raise Configuration.maxMapSize or remove data"))
             case .failure(let error as LMDBError) where error.isOutOfSpace:
                 // The failed commit's pages are referenced by no meta page: nothing was
-                // stored and nothing acknowledged is at risk, so the store goes on, reopening
-                // the environment if LMDB marked it failed (a meta page write failed).
+                // stored and nothing acknowledged is at risk, so the store goes on (`attempt`
+                // reopened the environment if LMDB marked it failed).
                 let failure = SessionStoreError(error, while: "committing a write")
-                do {
-                    try environment.recoverAfterFailedWrite()
-                } catch {
-                    refuse(SessionStoreError(error, while: "reopening the environment after running out of space"))
-                }
                 return .failure(SessionStoreError(.ioFailure, failure.message + "; nothing of this write was stored, and writes succeed again once space is freed", errorNumber: failure.errorNumber))
             case .failure(let error as LMDBError):
                 let failure = SessionStoreError(error, while: "committing a write")
@@ -409,6 +404,14 @@ final class Writer: Sendable {
         } catch {
             TestHooks.beforeSettlingCommit.run(environment.path)
             cache.withdrawCommit()
+            if let lmdbError = error as? LMDBError, lmdbError.isOutOfSpace {
+                // Still holding the writer lock, so no other write sees a panicked environment.
+                do {
+                    try environment.recoverAfterFailedWrite()
+                } catch {
+                    refuse(SessionStoreError(error, while: "reopening the environment after running out of space"))
+                }
+            }
             return .failure(error)
         }
     }

@@ -90,6 +90,42 @@ import Testing
         }
     }
 
+    /// A value whose `deinit` uses the store: the cache must not drop it under its lock.
+    final class Tripwire: Codable, Sendable {
+        let marker: Int
+        /// The store the deinit loads from; not encoded.
+        let store: SessionStore?
+        init(marker: Int, store: SessionStore) { self.marker = marker; self.store = store }
+        enum CodingKeys: String, CodingKey { case marker }
+        init(from decoder: any Decoder) throws {
+            marker = try decoder.container(keyedBy: CodingKeys.self).decode(Int.self, forKey: .marker)
+            store = nil
+        }
+        deinit {
+            if let store { _ = try? store.session("other").load(Int.self, for: "n") }
+        }
+    }
+
+    @Test(arguments: ["evicted", "replaced by another process's commit"])
+    func aValueWhoseDeinitUsesTheStoreIsReleasedOutsideTheCachesLock(_ how: String) async throws {
+        try await withTemporaryStore(.init(cacheCapacity: 1)) { store, path in
+            let session = try store.session("s")
+            try session.save(Tripwire(marker: 1, store: store), for: "t")
+            let outcome = finishing(within: 10) { () throws -> Int? in
+                if how == "evicted" {
+                    try session.save(2, for: "other")          // capacity 1: the tripwire goes
+                } else {
+                    // Another process commits: the next load empties the cache.
+                    let child = try runProduct("sessionstore-child", ["put", path, "s", "x", "y"])
+                    guard child.status == 0 else { throw SessionStoreError(.storageFailure, child.output) }
+                }
+                return try session.load(Int.self, for: "other")
+            }
+            guard let outcome else { Issue.record("releasing a cached value whose deinit uses the store deadlocked (\(how))"); return }
+            _ = try outcome.get()
+        }
+    }
+
     @Test func aDisabledCacheStillLoads() async throws {
         try await withTemporaryStore(.init(cacheCapacity: 0)) { store, _ in
             let session = try store.session("s")

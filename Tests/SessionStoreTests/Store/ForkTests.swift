@@ -25,4 +25,28 @@ import Testing
         let get = try runProduct("sessionstore-child", ["get", path, "fork", "k"])
         #expect(get.status == 0 && get.output == "after fork\n", "\(get.output)")
     }
+
+    @Test func aForkedChildDoesNotKeepTheWriterLockOfAParentThatDiedInAWrite() throws {
+        let directory = TemporaryDirectory()
+        defer { directory.remove() }
+        let path = directory.child("store")
+        // The parent forks a sleeper, then is killed inside a write, holding the writer lock.
+        let run = try runProduct("sessionstore-child", ["fork-hold", path])
+        let sleeper = run.output.split(separator: "\n").first { $0.hasPrefix("sleeper ") }.flatMap { Int32($0.dropFirst(8)) }
+        defer { if let sleeper { kill(sleeper, SIGKILL) } }
+        #expect(run.status == SIGKILL, "\(run.output)")
+        #expect(sleeper != nil, "\(run.output)")
+        // While the sleeper lives, another process must still be able to write.
+        let outcome = finishing(within: 15) { () throws -> String? in
+            let store = try SessionStore(path: path)
+            defer { try? store.close() }
+            return try store.session("fork").save("after", for: "k")
+        }
+        guard let outcome else {
+            Issue.record("a write waited for the writer lock of a dead process, held on by its forked child")
+            if let sleeper { kill(sleeper, SIGKILL) }
+            return
+        }
+        #expect(try outcome.get() == "before fork")
+    }
 }

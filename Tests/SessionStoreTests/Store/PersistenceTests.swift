@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 @testable import SessionStore
 
@@ -11,8 +12,14 @@ import Testing
         let store = try SessionStore(path: path)
         try store.session("s").save(1, for: "k")
         let canonical = store.environment.path
-        // The first close lingers inside; the others must wait for it, not return early.
-        TestHooks.duringClose.set { hookPath in if hookPath == canonical { usleep(300_000) } }
+        // The first close lingers inside until every caller has called close(); the others
+        // must wait for it, not return early.
+        let callers = Atomic<Int>(0)
+        TestHooks.duringClose.set { hookPath in
+            guard hookPath == canonical else { return }
+            for _ in 0..<500 where callers.load(ordering: .acquiring) < 4 { usleep(10_000) }
+            usleep(100_000)
+        }
         defer { TestHooks.duringClose.set(nil) }
         let group = DispatchGroup()
         // Reopens take turns, so that one thread's reopen never holds the path for another's.
@@ -21,6 +28,7 @@ import Testing
             group.enter()
             Thread.detachNewThread {
                 defer { group.leave() }
+                callers.add(1, ordering: .releasing)
                 do { try store.close() } catch { errors.withLock { $0.append("close: \(error)") } }
                 // Closed means the path may be opened again at once.
                 errors.withLock { errors in

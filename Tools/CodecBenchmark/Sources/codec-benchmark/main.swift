@@ -61,6 +61,39 @@ let document = Document(
 
 let ints: [Int] = (0 ..< 1000).map { ($0 &* 2_654_435_761) % 1_000_000 - 500_000 }
 
+/// One level of a deep, wide record: a name, absent optional fields, a payload, the next level.
+final class Level: Codable, Equatable {
+    var name: String
+    var note: String?
+    var count: Int?
+    var ratio: Double?
+    var tags: [String]?
+    var flag: Bool?
+    var payload: [Int]
+    var next: Level?
+
+    init(depth: Int, width: Int) {
+        name = "level \(depth)"
+        payload = (0 ..< width).map { $0 &* 7919 % 100_000 }
+        next = depth > 1 ? Level(depth: depth - 1, width: width) : nil
+    }
+
+    static func == (a: Level, b: Level) -> Bool {
+        var x: Level? = a, y: Level? = b
+        while let l = x, let r = y {
+            guard l.name == r.name, l.note == r.note, l.count == r.count, l.ratio == r.ratio,
+                  l.tags == r.tags, l.flag == r.flag, l.payload == r.payload else { return false }
+            x = l.next
+            y = r.next
+        }
+        return x == nil && y == nil
+    }
+}
+
+/// 64 levels of 32 integers each, about 8 KB in CBOR: absent keys at every level (the
+/// decoder's quadratic case before it recorded container ends).
+let deepWide = Level(depth: 64, width: 32)
+
 // MARK: Timing
 
 @inline(never)
@@ -180,7 +213,7 @@ func format(_ x: Double) -> String {
     x >= 100 ? String(format: "%.0f", x) : x >= 10 ? String(format: "%.1f", x) : String(format: "%.2f", x)
 }
 
-// CODEC_PROFILE=<small|document|ints>-<encode|decode|roundtrip> loops one operation for a
+// CODEC_PROFILE=<small|document|ints|deep>-<encode|decode|roundtrip> loops one operation for a
 // profiler (valgrind --tool=callgrind counts instructions repeatably on a busy machine);
 // CODEC_PROFILE_CODER=json|plist picks another coder, CODEC_PROFILE_COUNT the iterations.
 if let profile = ProcessInfo.processInfo.environment["CODEC_PROFILE"] {
@@ -207,6 +240,7 @@ if let profile = ProcessInfo.processInfo.environment["CODEC_PROFILE"] {
     switch parts.first {
     case "small": try loop(small)
     case "document": try loop(document)
+    case "deep": try loop(deepWide)
     default: try loop(ints)
     }
     exit(0)
@@ -217,6 +251,7 @@ var rows: [Row] = []
 rows += try run("small struct", small, coders)
 rows += try run("nested ~1 KB document", document, coders)
 rows += try run("1,000 Ints", ints, coders)
+rows += try run("deep, wide record (64 levels)", deepWide, coders)
 
 print("| workload | coder | encode µs | decode µs | round trip µs | bytes | round trip vs CBOR |")
 print("|---|---|---:|---:|---:|---:|---:|")
