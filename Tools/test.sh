@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs SessionStore's whole test suite, installing LMDB (liblmdb-dev) first when missing:
 #   1. the unit and integration tests (swift test);
-#   2. the concurrency tests and the crash scenarios (10 kill iterations) under ThreadSanitizer;
+#   2. the concurrency tests and the crash scenarios (10 kill and 10 power-loss iterations)
+#      under ThreadSanitizer;
 #   3. the CBOR decoder fuzzer and the record fuzzer (hostile records loaded through the
 #      store) for FUZZ_SECONDS each (default 60).
 # Set SKIP_TSAN=1 or FUZZ_SECONDS=0 to leave a stage out locally.
@@ -15,8 +16,8 @@ swift test
 if [ "${SKIP_TSAN:-0}" != "1" ]; then
     echo "== swift test --sanitize=thread (concurrency tests)"
     swift test --sanitize=thread --scratch-path .build-tsan --filter 'ConcurrencyModelTests|CacheTests|ScopeSemanticsTests|MapGrowthTests|WriterTests|WriterLockTests|PersistenceTests'
-    echo "== crash scenarios under ThreadSanitizer (10 kill iterations)"
-    SESSIONSTORE_KILL_ITERATIONS=10 swift test --sanitize=thread --scratch-path .build-tsan --filter IntegrationTests
+    echo "== crash scenarios under ThreadSanitizer (10 kill and 10 power-loss iterations)"
+    SESSIONSTORE_KILL_ITERATIONS=10 SESSIONSTORE_POWER_ITERATIONS=10 swift test --sanitize=thread --scratch-path .build-tsan --filter IntegrationTests
 fi
 
 if [ "${FUZZ_SECONDS:-60}" != "0" ]; then

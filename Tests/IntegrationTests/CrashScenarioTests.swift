@@ -19,6 +19,11 @@ enum CrashScenarios {
         IOFaultScenario(name: "io-data-write-edquot", fault: .shim(kind: "data-write", errno: "EDQUOT", sticky: false), tasks: 2),
         IOFaultScenario(name: "io-relaxed-sync-eio", fault: .shim(kind: "sync", errno: "EIO", sticky: false), tasks: 2, relaxedMilliseconds: 30),
         IOFaultScenario(name: "io-rlimit-fsize", fault: .fileSizeLimit, tasks: 2),
+        PowerLossScenario(mode: .creation),
+        PowerLossScenario(mode: .creationRelaxed),
+        PowerLossScenario(mode: .durable),
+        PowerLossScenario(mode: .relaxed),
+        PowerLossScenario(mode: .growth),
     ]
 }
 
@@ -34,6 +39,7 @@ struct ScenarioCase: Sendable, CustomTestStringConvertible {
 /// Serialized: the scenarios time signals and measure file growth, which parallel
 /// scenarios would disturb. Each prints a `CRASH-SUMMARY` line; the last one also the
 /// total. Environment: `SESSIONSTORE_KILL_ITERATIONS` (default 100),
+/// `SESSIONSTORE_POWER_ITERATIONS` (default 120),
 /// `SESSIONSTORE_GROWTH_ITERATIONS`, `SESSIONSTORE_SEED` + `SESSIONSTORE_SCENARIO` to
 /// replay one iteration, `SESSIONSTORE_RUN_SEED`, `SESSIONSTORE_SUMMARY_FILE`.
 @Suite(.serialized) struct CrashScenarioTests {

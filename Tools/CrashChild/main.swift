@@ -20,7 +20,10 @@
 //   hold       opens the store and keeps it open until standard input closes.
 //
 // Store options of every mode: --map-size <bytes>, --cache <entries>, --relaxed-ms <ms>
-// (relaxed durability with that sync interval).
+// (relaxed durability with that sync interval), --ack-before-sync 1 (test-only: relaxed
+// durability with a sync interval of an hour, so every "ack" is printed before its commit
+// is synced; the power-loss tests use it to prove they can find a lost acknowledged write).
+// --stamp 1 appends the CLOCK_MONOTONIC time in nanoseconds to every "ack" line.
 //
 // Every line goes to standard output with one write(2), so lines from concurrent tasks
 // never interleave and a line is in the pipe before the next commit starts. Every mode
@@ -82,6 +85,23 @@ func exitWhenParentGoes() {
 }
 
 // MARK: - Options
+
+/// Whether "ack" lines carry the time (`--stamp 1`), for the power-loss tests' measurement
+/// of what relaxed durability loses.
+enum AckStamp {
+    static let enabled: Bool = {
+        let arguments = CommandLine.arguments
+        guard let index = arguments.firstIndex(of: "--stamp"), index + 1 < arguments.count else { return false }
+        return arguments[index + 1] != "0"
+    }()
+
+    /// CLOCK_MONOTONIC in nanoseconds, the clock the parent and the power-loss shim read too.
+    static func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+}
 
 struct Options {
     let mode: String
@@ -171,6 +191,7 @@ func configuration(_ options: Options) -> SessionStore.Configuration {
     configuration.cacheCapacity = options.int("cache", configuration.cacheCapacity)
     let relaxed = options.int("relaxed-ms", 0)
     if relaxed > 0 { configuration.durability = .relaxed(syncInterval: .milliseconds(relaxed)) }
+    if options.flag("ack-before-sync") { configuration.durability = .relaxed(syncInterval: .seconds(3600)) }
     return configuration
 }
 
@@ -247,7 +268,7 @@ func commit(_ store: SessionStore, _ plan: Workload, task: Int, index: Int) asyn
         let (seq, batch) = try plan.batch(store, task: task, index: index)
         do {
             try await store.apply(batch)
-            emit("ack \(seq)")
+            emit(AckStamp.enabled ? "ack \(seq) \(AckStamp.now())" : "ack \(seq)")
             return true
         } catch {
             emit("error \(seq) \(describe(error))")

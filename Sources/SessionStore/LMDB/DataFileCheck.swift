@@ -91,6 +91,7 @@ enum DataFileCheck {
         guard fd >= 0 else { return (0, 0) }
         defer { close(fd) }
 
+        if resetIfNeverCommitted(fd, lockFile: directory + "/lock.mdb") { return (0, 0) }
         var bytes = [UInt8](repeating: 0, count: Layout.metaEnd)
         func read(at offset: Int) -> Bool {
             bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Layout.metaEnd, off_t(offset)) } == Layout.metaEnd
@@ -143,6 +144,61 @@ enum DataFileCheck {
             throw refuse(code, "the file is \(size) bytes long, below its last page at \(required) bytes, and could not be extended over its unwritten free pages")
         }
         return (wanted, size)
+    }
+
+    /// Empties a data file that never held a commit and that no process has open, so that
+    /// LMDB initializes it afresh; returns whether it did.
+    ///
+    /// LMDB writes a new file's two meta pages (transaction 0) without a sync; the first
+    /// sync comes with the first commit. After a power cut either may be zeros, which LMDB
+    /// refuses (`MDB_INVALID`) on every open, though the file holds nothing: no meta page
+    /// names a transaction past 0, so every other page is an unfinished first commit's.
+    /// A file whose meta page slots are each zeros or an LMDB meta page of transaction 0,
+    /// at least one being zeros, is such a file. Only when no process holds LMDB's lock on
+    /// `lock.mdb` (an opener might be between creating the file and its first commit); the
+    /// caller holds the store's writer lock, under which every opener runs this check and
+    /// opens the environment.
+    private static func resetIfNeverCommitted(_ fd: Int32, lockFile: String) -> Bool {
+        enum Slot { case zeros, fresh(pageSize: Int), other }
+        func slot(at offset: Int) -> Slot {
+            var bytes = [UInt8](repeating: 0, count: Layout.metaEnd)
+            let count = bytes.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Layout.metaEnd, off_t(offset)) }
+            guard count >= 0 else { return .other }
+            if bytes.allSatisfy({ $0 == 0 }) { return .zeros }
+            guard count == Layout.metaEnd, let meta = try? meta(bytes, page: 0, { LMDBError(code: $0, function: $1) }), meta.transactionID == 0 else { return .other }
+            return .fresh(pageSize: meta.pageSize)
+        }
+        let first = slot(at: 0)
+        var pageSize = Int(getpagesize())
+        switch first {
+        case .other: return false
+        case .fresh(let size): pageSize = size
+        case .zeros: break
+        }
+        let second = slot(at: pageSize)
+        switch (first, second) {
+        case (.other, _), (_, .other), (.fresh, .fresh): return false
+        default: break
+        }
+        guard fileSize(fd) > 0, !isLockedByAnotherProcess(lockFile) else { return false }
+        return ftruncate(fd, 0) == 0
+    }
+
+    /// Whether another process holds an `fcntl` lock on byte 0 of `file` (LMDB's openers do).
+    ///
+    /// Opening and closing the file here is safe: this process opens the environment only
+    /// afterwards, so it holds no lock of its own on it that the close could drop.
+    private static func isLockedByAnotherProcess(_ file: String) -> Bool {
+        let fd = open(file, O_RDWR | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return errno != ENOENT }
+        defer { close(fd) }
+        var lock = flock()
+        lock.l_type = Int16(F_WRLCK)
+        lock.l_whence = Int16(SEEK_SET)
+        lock.l_start = 0
+        lock.l_len = 1
+        guard fcntl(fd, F_GETLK, &lock) == 0 else { return true }
+        return lock.l_type != Int16(F_UNLCK)
     }
 
     /// The fields of the meta page in `bytes`, after checking what LMDB checks of both

@@ -95,7 +95,9 @@ final class Environment: @unchecked Sendable {
     /// - Throws: ``LMDBError`` with the code of the failing call (for example `EACCES`).
     init(path: String, options: Options) throws(LMDBError) {
         writerLock = try WriterLock(directory: path)
-        let (env, mapSize, originalSize) = try Self.openHandle(path: path, options: options)
+        // Under the writer lock: the data file check may empty a file that never held a
+        // commit, which must not happen while another process opens it (see DataFileCheck).
+        let (env, mapSize, originalSize) = try writerLock.withLock { () throws(LMDBError) in try Self.openHandle(path: path, options: options) }
         dataFileSizeAtOpen = originalSize
         handleBox.initialize(to: env)
         currentMapSize = max(mapSize, options.mapSize)

@@ -1,47 +1,68 @@
 import Foundation
 import Synchronization
 
-/// The LD_PRELOAD fault shim (Tools/FaultShim/faultshim.c), compiled at run time.
+/// The C helpers of the I/O fault and power-loss scenarios (Tools/FaultShim), compiled at
+/// run time: the LD_PRELOAD fault shim (`faultshim.c`), the power-loss journal shim
+/// (`powerloss.c`) and the store checker (`storecheck.c`, linked with LMDB).
 ///
-/// Built once per source version into the temporary directory and reused by later runs.
-/// The compiler is the first that works of: `$CC`; `clang`, `cc`, `gcc` on `PATH`; the
-/// `clang` beside the `swift` driver on `PATH` (Swift toolchains ship one); and
-/// `/opt/swift/usr/bin/clang`, `/usr/bin/clang`. When none works the I/O fault
-/// scenarios fail, naming every candidate and its error: they are never skipped.
+/// Each is built once per source version into the temporary directory and reused by later
+/// runs. The compiler is the first that works of: `$CC`; `clang`, `cc`, `gcc` on `PATH`;
+/// the `clang` beside the `swift` driver on `PATH` (Swift toolchains ship one); and
+/// `/opt/swift/usr/bin/clang`, `/usr/bin/clang`. When none works the scenarios that need
+/// them fail, naming every candidate and its error: they are never skipped.
 enum FaultShim {
-    private static let built = Mutex<Result<String, ChildError>?>(nil)
+    private static let built = Mutex<[String: Result<String, ChildError>]>([:])
 
-    /// The path of the compiled shared library.
+    /// The path of the compiled fault shim (a shared library for LD_PRELOAD).
     static func library() throws -> String {
-        try built.withLock { cached in
-            if cached == nil { cached = compile() }
-            return try cached!.get()
+        try compiled("faultshim.c", shared: true)
+    }
+
+    /// The path of the compiled power-loss journal shim (a shared library for LD_PRELOAD).
+    static func powerLossLibrary() throws -> String {
+        try compiled("powerloss.c", shared: true)
+    }
+
+    /// The path of the compiled store checker (an executable linked with LMDB).
+    static func storeCheck() throws -> String {
+        try compiled("storecheck.c", shared: false)
+    }
+
+    private static func compiled(_ name: String, shared: Bool) throws -> String {
+        try built.withLock { cache in
+            if cache[name] == nil { cache[name] = compile(name, shared: shared) }
+            return try cache[name]!.get()
         }
     }
 
-    /// The shim's C source, found from this file's path in the repository.
-    static var source: String {
+    /// The directory of the C sources, found from this file's path in the repository.
+    static var sourceDirectory: String {
         URL(fileURLWithPath: #filePath)
             .deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("Tools/FaultShim/faultshim.c").path
+            .appendingPathComponent("Tools/FaultShim").path
     }
 
-    /// Compiles the shim to `<tmp>/sessionstore-faultshim-<hash of the source>.so`, or
+    /// Compiles `name` to `<tmp>/sessionstore-<name>-<uid>-<hash of the source>[.so]`, or
     /// reuses that file when an earlier run built the same source.
-    private static func compile() -> Result<String, ChildError> {
+    private static func compile(_ name: String, shared: Bool) -> Result<String, ChildError> {
+        let source = sourceDirectory + "/" + name
         guard let sourceBytes = FileManager.default.contents(atPath: source) else {
-            return .failure(ChildError("the fault shim source is missing at \(source)"))
+            return .failure(ChildError("the C source is missing at \(source)"))
         }
         let hash = sourceBytes.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
-        let output = NSTemporaryDirectory() + "sessionstore-faultshim-\(getuid())-\(String(hash, radix: 16)).so"
+        let stem = name.replacingOccurrences(of: ".c", with: "")
+        let output = NSTemporaryDirectory() + "sessionstore-\(stem)-\(getuid())-\(String(hash, radix: 16))" + (shared ? ".so" : "")
         if FileManager.default.fileExists(atPath: output) { return .success(output) }
         let partial = output + ".\(getpid()).partial"
+        let arguments = shared
+            ? ["-shared", "-fPIC", "-O1", "-o", partial, source, "-ldl", "-lpthread"]
+            : ["-O1", "-o", partial, source, "-llmdb"]
         var attempts: [String] = []
         for compiler in candidates() {
             let process = Process()
             process.executableURL = URL(fileURLWithPath: compiler)
-            process.arguments = ["-shared", "-fPIC", "-O1", "-o", partial, source, "-ldl", "-lpthread"]
+            process.arguments = arguments
             let errors = Pipe()
             process.standardError = errors
             process.standardOutput = errors
@@ -60,7 +81,7 @@ enum FaultShim {
             unlink(partial)
             attempts.append("\(compiler): exit \(process.terminationStatus): \(text.prefix(400))")
         }
-        return .failure(ChildError("cannot compile the fault shim \(source); tried: \(attempts.isEmpty ? "no compiler found" : attempts.joined(separator: "; ")). Install clang or gcc, or set CC"))
+        return .failure(ChildError("cannot compile \(source); tried: \(attempts.isEmpty ? "no compiler found" : attempts.joined(separator: "; ")). Install clang or gcc (and liblmdb-dev), or set CC"))
     }
 
     /// Compilers to try, in order, existing and executable.

@@ -108,17 +108,40 @@ final class ScenarioContext: @unchecked Sendable {
     }
 
     /// Records a test failure with the seed.
-    func fail(_ message: String, sourceLocation: SourceLocation = #_sourceLocation) {
+    ///
+    /// With `knownIssue`, the failure is a defect of the code under test that the scenario
+    /// recognizes and an open issue tracks: it is recorded as a known issue (shown, counted
+    /// as `known-issue-<name>` in the summary, not failing the test and not stopping the
+    /// scenario) unless `SESSIONSTORE_STRICT_KNOWN_ISSUES=1`.
+    func fail(_ message: String, knownIssue: String? = nil, sourceLocation: SourceLocation = #_sourceLocation) {
+        let comment = Comment(rawValue: "\(label) \(message)\n\(replay)")
+        if let knownIssue, !RunSettings.strictKnownIssues {
+            tally.count("known-issue-\(knownIssue)")
+            withKnownIssue(Comment(rawValue: knownIssue), sourceLocation: sourceLocation) {
+                Issue.record(comment, sourceLocation: sourceLocation)
+            }
+            return
+        }
         failures += 1
-        Issue.record(Comment(rawValue: "\(label) \(message)\n\(replay)"), sourceLocation: sourceLocation)
+        Issue.record(comment, sourceLocation: sourceLocation)
     }
 
     /// Adds an inspection's counts to the tally and fails, listing the problems, unless clean.
-    func record(_ counts: InspectionCounts, after what: String, sourceLocation: SourceLocation = #_sourceLocation) {
-        tally.add(counts)
+    func record(_ counts: InspectionCounts, after what: String, knownIssue: String? = nil,
+                sourceLocation: SourceLocation = #_sourceLocation) {
+        if knownIssue != nil && !RunSettings.strictKnownIssues && !counts.clean {
+            // A known defect's findings are counted apart, so the summary's loss counts stay
+            // those of the checks that must hold.
+            tally.records += counts.records
+            tally.cacheChecks += counts.cacheChecks
+            tally.count("known-issue-lost", counts.lost)
+            tally.count("known-issue-torn", counts.torn)
+        } else {
+            tally.add(counts)
+        }
         if !counts.clean {
             fail("after \(what): lost \(counts.lost), torn \(counts.torn), other problems \(counts.unexpected):\n  "
-                 + counts.summary, sourceLocation: sourceLocation)
+                 + counts.summary, knownIssue: knownIssue, sourceLocation: sourceLocation)
         }
     }
 
@@ -140,6 +163,12 @@ enum RunSettings {
     static var growthIterations: Int {
         Int(environment["SESSIONSTORE_GROWTH_ITERATIONS"] ?? "") ?? max(1, killIterations * 3 / 10)
     }
+    /// `SESSIONSTORE_POWER_ITERATIONS`: iterations of the durable power-loss loop (default
+    /// 120; the relaxed and growth loops run a third and a fifth of it, each iteration one or
+    /// two losses, and the creation scenarios add every step of a store's creation).
+    static var powerIterations: Int { max(1, Int(environment["SESSIONSTORE_POWER_ITERATIONS"] ?? "") ?? 120) }
+    /// `SESSIONSTORE_STRICT_KNOWN_ISSUES=1`: fail on the defects scenarios report as known issues.
+    static var strictKnownIssues: Bool { environment["SESSIONSTORE_STRICT_KNOWN_ISSUES"] == "1" }
     /// `SESSIONSTORE_SEED`: replay one iteration with this seed.
     static var replaySeed: UInt64? { environment["SESSIONSTORE_SEED"].flatMap { UInt64($0) } }
     /// `SESSIONSTORE_SCENARIO`: run only the scenario of this name.

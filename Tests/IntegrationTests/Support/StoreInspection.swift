@@ -49,6 +49,9 @@ struct InspectionCounts: Sendable {
     var records = 0
     /// Keys loaded twice through the API and compared with the scan.
     var cacheChecks = 0
+    /// Sequence numbers of acknowledged batches missing that the run's durability allowed
+    /// to lose (relaxed mode after a power loss: acknowledged after the last sync).
+    var allowedLoss: [Int] = []
 
     var lost: Int { total(.lost) }
     var torn: Int { total(.torn) }
@@ -66,6 +69,7 @@ struct InspectionCounts: Sendable {
         problems += later.problems.filter { !known.contains($0) }
         records = later.records
         cacheChecks += later.cacheChecks
+        allowedLoss = Array(Set(allowedLoss + later.allowedLoss)).sorted()
     }
 
     /// The first problems, one per line, for a failure message.
@@ -141,7 +145,9 @@ final class StoreInspection {
     /// The per-task oracle: the last-sequence key says how many batches K committed; the
     /// store must then hold exactly the effect of the first K batches, K must be the
     /// acknowledged count or (when killed) one more, and a batch reported as failed must
-    /// be absent.
+    /// be absent. When the run may lose what was acknowledged after the last sync
+    /// (``WorkloadRun/lossSinceSyncAllowed``), K may be as low as the batches acknowledged
+    /// before that sync; the batches lost are listed in ``InspectionCounts/allowedLoss``.
     private func checkWorkload(_ run: WorkloadRun) {
         for error in run.protocolErrors { problem(.unexpected, "protocol: \(error)") }
         let plan = run.plan
@@ -161,8 +167,13 @@ final class StoreInspection {
                 }
             case let other?: problem(.unexpected, "\(lastName) holds \(describe(other))")
             }
-            if committed < acked {
-                problem(.lost, "task \(task): \(acked) batches acknowledged but the store holds only the first \(committed) (last-sequence key)", weight: acked - committed)
+            let required = run.required(task)
+            if committed < required {
+                let since = run.lossSinceSyncAllowed ? " (\(required) of them before the last sync)" : ""
+                problem(.lost, "task \(task): \(acked) batches acknowledged\(since) but the store holds only the first \(committed) (last-sequence key)", weight: required - committed)
+            }
+            if committed < acked && run.lossSinceSyncAllowed {
+                counts.allowedLoss += (max(committed, required)..<acked).map { plan.seq(task: task, index: $0) }
             }
             if committed > allowed {
                 if let failedIndex = run.failed[task], committed > failedIndex {
@@ -185,7 +196,7 @@ final class StoreInspection {
                 if present > 0 && present < 3 {
                     problem(.torn, "batch \(index) of task \(task) (seq \(seq)) is torn: \(present) of its 3 values are in the store (\(committed) batches committed)")
                 } else if expectedPresent && present == 0 {
-                    if index < acked {
+                    if index < required {
                         problem(.lost, "acknowledged batch \(index) of task \(task) (seq \(seq)) is missing")
                     } else {
                         problem(.torn, "batch \(index) of task \(task) (seq \(seq)) updated the last-sequence key but its values are missing")

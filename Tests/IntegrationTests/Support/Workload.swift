@@ -22,6 +22,17 @@ struct WorkloadRun: Sendable {
     var killed: Bool
     /// Lines that broke the protocol (an acknowledgement out of order, an unknown task).
     var protocolErrors: [String] = []
+    /// Relaxed durability under a power loss: acknowledged batches after the last sync of
+    /// data.mdb may be lost, those before it may not (see ``durableAcknowledged``).
+    var lossSinceSyncAllowed = false
+    /// Task → acknowledged batches at the child's last "power-sync data.mdb" line (printed
+    /// by the power-loss shim after a sync returned, so every batch acknowledged before it
+    /// committed before the sync began and is durable).
+    var durableAcknowledged: [Int: Int] = [:]
+    /// CLOCK_MONOTONIC nanoseconds of the last "power-sync data.mdb" line, if any.
+    var lastSyncNanoseconds: UInt64?
+    /// Sequence number → CLOCK_MONOTONIC nanoseconds of its "ack" line (with `--stamp 1`).
+    var ackNanoseconds: [Int: UInt64] = [:]
 
     init(plan: Workload, tasks: Range<Int>, killed: Bool) {
         self.plan = plan
@@ -31,9 +42,21 @@ struct WorkloadRun: Sendable {
 
     var acknowledgedCount: Int { acknowledged.values.reduce(0, +) }
 
-    /// Reads "ack <seq>" and "error <seq> <code> | <message>" lines.
+    /// The batches of `task` that must be in the store: all acknowledged ones, or with
+    /// ``lossSinceSyncAllowed`` those acknowledged before the last sync.
+    func required(_ task: Int) -> Int {
+        lossSinceSyncAllowed ? durableAcknowledged[task, default: 0] : acknowledged[task, default: 0]
+    }
+
+    /// Reads "ack <seq> [<ns>]", "error <seq> <code> | <message>" and
+    /// "power-sync data.mdb <ns>" lines.
     mutating func read(_ lines: [String]) {
         for line in lines {
+            if line.hasPrefix("power-sync data.mdb ") {
+                durableAcknowledged = acknowledged
+                lastSyncNanoseconds = UInt64(line.split(separator: " ").last ?? "")
+                continue
+            }
             let fields = line.split(separator: " ", maxSplits: 2)
             guard fields.count >= 2, fields[0] == "ack" || fields[0] == "error", let seq = Int(fields[1]) else { continue }
             let offset = seq - plan.base
@@ -46,6 +69,7 @@ struct WorkloadRun: Sendable {
                     protocolErrors.append("task \(task) acknowledged batch \(index) after \(expected) acknowledged batches\(failed[task] != nil ? " and a failure" : ""): \(line)")
                 }
                 acknowledged[task] = max(expected, index + 1)
+                if fields.count == 3, let time = UInt64(fields[2]) { ackNanoseconds[seq] = time }
             } else if failed[task] == nil {
                 if index != acknowledged[task, default: 0] {
                     protocolErrors.append("task \(task) reported batch \(index) as failed after \(acknowledged[task, default: 0]) acknowledged batches: \(line)")

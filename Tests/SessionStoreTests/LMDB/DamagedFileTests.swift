@@ -184,6 +184,62 @@ import Testing
         #expect(outcome.count("missing") == Self.records, "\(outcome)")
     }
 
+    /// What a power cut can leave of a store that never finished its first commit: LMDB
+    /// writes a new file's two meta pages (transaction 0) without a sync, so either may come
+    /// back as zeros, and pages of the unsynced first commit may survive past them.
+    @Test(arguments: ["first meta zeroed", "second meta zeroed", "both zeroed, a data page survives"])
+    func aDataFileThatNeverHeldACommitOpensAsAFreshStore(_ shape: String) throws {
+        let directory = TemporaryDirectory("never-committed")
+        defer { directory.remove() }
+        let path = directory.child("store")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        // An environment LMDB created and closed before any commit.
+        try RawLMDB.withEnvironment(path) { _ in }
+        let file = path + "/data.mdb"
+        let pageSize = Int(getpagesize())
+        switch shape {
+        case "first meta zeroed": try overwrite(file, at: 0, with: [UInt8](repeating: 0, count: pageSize))
+        case "second meta zeroed": try overwrite(file, at: pageSize, with: [UInt8](repeating: 0, count: pageSize))
+        default:
+            try overwrite(file, at: 0, with: [UInt8](repeating: 0, count: 2 * pageSize))
+            try overwrite(file, at: 2 * pageSize, with: [UInt8](repeating: 0x5A, count: pageSize))
+        }
+        let store = try SessionStore(path: path)
+        #expect(try store.session("s").load(String.self, for: "k") == nil)
+        try store.session("s").save("v", for: "k")
+        try store.close()
+        let again = try SessionStore(path: path)
+        #expect(try again.session("s").load(String.self, for: "k") == "v")
+        try again.close()
+    }
+
+    @Test func aNeverCommittedDataFileThatAnotherProcessHasOpenIsLeftAlone() throws {
+        let directory = TemporaryDirectory("never-committed-open")
+        defer { directory.remove() }
+        let path = directory.child("store")
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: false, attributes: [.posixPermissions: 0o700])
+        try RawLMDB.withEnvironment(path) { _ in }
+        try overwrite(path + "/data.mdb", at: 0, with: [UInt8](repeating: 0, count: Int(getpagesize())))
+        let before = try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb"))
+        // Another process holds LMDB's lock on lock.mdb (as an opener would): no reset.
+        let holder = try lockFileHolder(path + "/lock.mdb")
+        defer { kill(holder.processIdentifier, SIGKILL); holder.waitUntilExit() }
+        #expect(throws: SessionStoreError.self) { try SessionStore(path: path) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path + "/data.mdb")) == before)
+    }
+
+    /// A process holding a shared `fcntl` lock on byte 0 of `file`, as LMDB's openers do.
+    private func lockFileHolder(_ file: String) throws -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.arguments = ["-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR); fcntl.lockf(fd, fcntl.LOCK_SH, 1, 0, 0); print('locked', flush=True); time.sleep(60)", file]
+        let output = Pipe()
+        process.standardOutput = output
+        try process.run()
+        _ = output.fileHandleForReading.availableData
+        return process
+    }
+
     /// Zero-filled data pages: every one, the upper half (where the newest pages, the
     /// roots among them, usually are) or the lower half.
     ///
