@@ -12,7 +12,7 @@
 # records of every fuzzed type as the seed corpus (with Date records holding the decoder's
 # date seeds), and runs. Each input is planted under
 # one record key with a raw mdb_put, then loaded through SessionStore as each type.
-# Everything goes to .build-recordfuzz/ at the repository root. Exits nonzero if the fuzzer
+# Everything goes to .build-recordfuzz/ at the repository root (or $RECORDFUZZ_OUT). Exits nonzero if the fuzzer
 # finds a crash, a sanitizer error or an unexpected error; the input that caused it is
 # saved in .build-recordfuzz/artifacts/.
 set -euo pipefail
@@ -20,7 +20,7 @@ set -euo pipefail
 seconds="${1:-60}"
 runs="${2:--1}"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-out="$root/.build-recordfuzz"
+out="${RECORDFUZZ_OUT:-$root/.build-recordfuzz}"
 swiftc="${SWIFTC:-}"
 if [[ -z "$swiftc" ]]; then
     if command -v swiftc >/dev/null 2>&1; then swiftc="swiftc"; else swiftc="/opt/swift/usr/bin/swiftc"; fi
