@@ -38,6 +38,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "shim.h"
+
 enum { KIND_NONE = 0, KIND_DATA = 1, KIND_META = 2 };
 enum { CLASS_DATA_WRITE = 0, CLASS_META_WRITE = 1, CLASS_SYNC = 2, CLASS_COUNT = 3 };
 static const char *class_names[CLASS_COUNT] = { "data-write", "meta-write", "sync" };
@@ -70,8 +72,6 @@ static int (*real_fsync)(int);
 static int (*real_msync)(void *, size_t, int);
 static int (*real_sync_file_range)(int, off_t, off_t, unsigned int);
 
-#define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
-
 static const char *errno_name(int code) {
     switch (code) {
     case EIO: return "EIO";
@@ -79,17 +79,6 @@ static const char *errno_name(int code) {
     case EDQUOT: return "EDQUOT";
     case EFBIG: return "EFBIG";
     default: return "errno";
-    }
-}
-
-static void say(const char *text) {
-    size_t length = strlen(text);
-    while (length > 0) {
-        ssize_t n = syscall(SYS_write, 1, text, length);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        text += n;
-        length -= (size_t)n;
     }
 }
 
@@ -193,11 +182,6 @@ long faultshim_count(int cls) {
     long value = counts[cls];
     pthread_mutex_unlock(&lock);
     return value;
-}
-
-static mode_t mode_argument(int flags, va_list arguments) {
-    if ((flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE) return (mode_t)va_arg(arguments, int);
-    return 0;
 }
 
 int open(const char *path, int flags, ...) {

@@ -67,6 +67,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shim.h"
+
 enum {
     REC_FILE = 1,       // a tracked file first seen: file id, size; path follows
     REC_CREATE = 2,     // a name about to be created in a tracked directory; path follows
@@ -134,23 +136,10 @@ static int (*real_fdatasync)(int);
 static int (*real_fsync)(int);
 static int (*real_msync)(void *, size_t, int);
 
-#define RESOLVE(name) do { if (!real_##name) real_##name = dlsym(RTLD_NEXT, #name); } while (0)
-
 static uint64_t now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (uint64_t)t.tv_sec * 1000000000ull + (uint64_t)t.tv_nsec;
-}
-
-static void say(const char *text) {
-    size_t length = strlen(text);
-    while (length > 0) {
-        ssize_t n = syscall(SYS_write, 1, text, length);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) return;
-        text += n;
-        length -= (size_t)n;
-    }
 }
 
 static void die(const char *what) {
@@ -402,11 +391,6 @@ static size_t vector_length(const struct iovec *vectors, int count) {
 }
 
 // MARK: - Opening and creating
-
-static mode_t mode_argument(int flags, va_list arguments) {
-    if ((flags & O_CREAT) || (flags & __O_TMPFILE) == __O_TMPFILE) return (mode_t)va_arg(arguments, int);
-    return 0;
-}
 
 static int adjusted_flags(int directory, const char *name, int flags) {
     if (!strip_dsync) return flags;

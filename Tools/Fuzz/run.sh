@@ -21,6 +21,7 @@ if [[ -z "$swiftc" ]]; then
     if command -v swiftc >/dev/null 2>&1; then swiftc="swiftc"; else swiftc="/opt/swift/usr/bin/swiftc"; fi
 fi
 
+source "$root/Tools/Fuzz/libfuzzer.sh"
 mkdir -p "$out/corpus" "$out/artifacts" "$out/module-cache"
 
 echo "Compiling the fuzz target..."
@@ -36,18 +37,5 @@ for file in "$root"/Fixtures/CBOR/malformed/*.hex "$root"/Fixtures/CBOR/wellform
 done
 
 echo "Fuzzing for ${seconds}s..."
-set +e
-"$out/fuzz-decoder" "$out/corpus" \
-    -max_total_time="$seconds" \
-    -max_len=4096 \
-    -timeout=10 \
-    -rss_limit_mb=2048 \
-    -print_final_stats=1 \
-    -artifact_prefix="$out/artifacts/" 2>&1 | tee "$out/last-run.log" | grep -vE '^#[0-9]+.*(NEW|REDUCE|pulse)' 
-status=${PIPESTATUS[0]}
-set -e
-if [[ $status -ne 0 ]]; then
-    echo "FUZZING FOUND A PROBLEM (exit $status); see $out/last-run.log and $out/artifacts/" >&2
-    exit "$status"
-fi
+run_libfuzzer "$out/fuzz-decoder" "$out" -max_total_time="$seconds"
 echo "No crash in ${seconds}s. Full log: $out/last-run.log"

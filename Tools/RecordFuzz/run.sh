@@ -26,6 +26,7 @@ if [[ -z "$swiftc" ]]; then
     if command -v swiftc >/dev/null 2>&1; then swiftc="swiftc"; else swiftc="/opt/swift/usr/bin/swiftc"; fi
 fi
 
+source "$root/Tools/Fuzz/libfuzzer.sh"
 mkdir -p "$out/corpus" "$out/artifacts" "$out/module-cache" "$out/modules"
 
 echo "Compiling CBORCoding..."
@@ -56,19 +57,5 @@ done
 limit=()
 if [[ "$seconds" != "0" ]]; then limit+=(-max_total_time="$seconds"); fi
 echo "Fuzzing ($( [[ "$seconds" != "0" ]] && echo "${seconds}s" || echo "no time limit" ), runs ${runs})..."
-set +e
-"$out/fuzz-records" "$out/corpus" \
-    "${limit[@]}" \
-    -runs="$runs" \
-    -max_len=4096 \
-    -timeout=10 \
-    -rss_limit_mb=2048 \
-    -print_final_stats=1 \
-    -artifact_prefix="$out/artifacts/" 2>&1 | tee "$out/last-run.log" | grep -vE '^#[0-9]+.*(NEW|REDUCE|pulse)'
-status=${PIPESTATUS[0]}
-set -e
-if [[ $status -ne 0 ]]; then
-    echo "FUZZING FOUND A PROBLEM (exit $status); see $out/last-run.log and $out/artifacts/" >&2
-    exit "$status"
-fi
+run_libfuzzer "$out/fuzz-records" "$out" "${limit[@]}" -runs="$runs"
 echo "No crash. Full log: $out/last-run.log"

@@ -302,8 +302,8 @@ final class Environment: @unchecked Sendable {
     /// Opens (creating) the named database `name` and returns its handle.
     func openDatabase(_ name: String) throws -> MDB_dbi {
         try write { txn in
-            var dbi: MDB_dbi = 0
-            try LMDBError.check(mdb_dbi_open(txn.handle, name, UInt32(MDB_CREATE), &dbi), "mdb_dbi_open(\(name))")
+            // With `create`, never nil.
+            let dbi = try txn.openDatabase(name, create: true)!
             remember([(name, dbi)])
             return dbi
         }

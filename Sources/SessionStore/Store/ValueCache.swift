@@ -88,7 +88,7 @@ final class ValueCache: Sendable {
         state = Lock(State())
     }
 
-    var isEnabled: Bool { capacity > 0 && byteLimit > 0 }
+    var isEnabled: Bool { capacity > 0 }
 
     /// Runs `body` on the state under the lock, then releases the values it took out.
     @inline(__always)

@@ -43,14 +43,16 @@ enum FaultShim {
             .appendingPathComponent("Tools/FaultShim").path
     }
 
-    /// Compiles `name` to `<tmp>/sessionstore-<name>-<uid>-<hash of the source>[.so]`, or
+    /// Compiles `name` to `<tmp>/sessionstore-<name>-<uid>-<hash of the source and shim.h>[.so]`, or
     /// reuses that file when an earlier run built the same source.
     private static func compile(_ name: String, shared: Bool) -> Result<String, ChildError> {
         let source = sourceDirectory + "/" + name
         guard let sourceBytes = FileManager.default.contents(atPath: source) else {
             return .failure(ChildError("the C source is missing at \(source)"))
         }
-        let hash = sourceBytes.reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
+        // The shared header counts too: a change there must not reuse an old build.
+        let header = FileManager.default.contents(atPath: sourceDirectory + "/shim.h") ?? Data()
+        let hash = (sourceBytes + header).reduce(UInt64(1469598103934665603)) { ($0 ^ UInt64($1)) &* 1099511628211 }
         let stem = name.replacingOccurrences(of: ".c", with: "")
         let output = NSTemporaryDirectory() + "sessionstore-\(stem)-\(getuid())-\(String(hash, radix: 16))" + (shared ? ".so" : "")
         if FileManager.default.fileExists(atPath: output) { return .success(output) }
