@@ -167,30 +167,13 @@ extension StorageScope {
     /// Keys of other types (saved with an untyped key such as an `Int` or a struct) are
     /// skipped; ``nonStringKeys()`` lists them.
     public func keys() throws(SessionStoreError) -> [String] {
-        let store = reference.store
-        var keys: [String] = []
-        for suffix in try store.keySuffixes(withPrefix: reference.prefix, name: reference.description) where Self.isText(suffix) {
-            do {
-                keys.append(try store.decoder.decode(String.self, from: suffix))
-            } catch {
-                throw SessionStoreError(.corruptedRecord, "a key of \(reference.description) is a damaged string: \(error)")
-            }
-        }
-        return keys
+        let decoder = reference.store.decoder
+        return try decodedKeys(where: Self.isText, problem: "is a damaged string") { try decoder.decode(String.self, from: $0) }
     }
 
     /// This scope's keys that are not strings, as CBOR values, in stored order.
     public func nonStringKeys() throws(SessionStoreError) -> [CBOR] {
-        let store = reference.store
-        var keys: [CBOR] = []
-        for suffix in try store.keySuffixes(withPrefix: reference.prefix, name: reference.description) where !Self.isText(suffix) {
-            do {
-                keys.append(try CBOR(decoding: suffix))
-            } catch {
-                throw SessionStoreError(.corruptedRecord, "a key of \(reference.description) is not well-formed CBOR: \(error)")
-            }
-        }
-        return keys
+        try decodedKeys(where: { !Self.isText($0) }, problem: "is not well-formed CBOR") { try CBOR(decoding: $0) }
     }
 
     /// Whether an encoded key is a CBOR text string (major type 3).
@@ -202,15 +185,21 @@ extension StorageScope {
     ///
     /// - Throws: `.corruptedRecord` when a key does not decode as `K`.
     public func keys<K: Decodable>(as type: K.Type) throws(SessionStoreError) -> [K] {
-        let store = reference.store
-        let suffixes = try store.keySuffixes(withPrefix: reference.prefix, name: reference.description)
+        let decoder = reference.store.decoder
+        return try decodedKeys(where: { _ in true }, problem: "does not decode as \(K.self)") { try decoder.decode(K.self, from: $0) }
+    }
+
+    /// The encoded keys of this scope that `include` accepts, decoded by `decode`, in stored
+    /// order; a key that does not decode is `.corruptedRecord`, saying it `problem`.
+    private func decodedKeys<K>(where include: ([UInt8]) -> Bool, problem: @autoclosure () -> String, _ decode: ([UInt8]) throws -> K) throws(SessionStoreError) -> [K] {
+        let suffixes = try reference.store.keySuffixes(withPrefix: reference.prefix, name: reference.description)
         var keys: [K] = []
         keys.reserveCapacity(suffixes.count)
-        for suffix in suffixes {
+        for suffix in suffixes where include(suffix) {
             do {
-                keys.append(try store.decoder.decode(K.self, from: suffix))
+                keys.append(try decode(suffix))
             } catch {
-                throw SessionStoreError(.corruptedRecord, "a key of \(reference.description) does not decode as \(K.self): \(error)")
+                throw SessionStoreError(.corruptedRecord, "a key of \(reference.description) \(problem()): \(error)")
             }
         }
         return keys
