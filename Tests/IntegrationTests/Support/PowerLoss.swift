@@ -110,20 +110,23 @@ enum PowerLoss {
         outcome.unsyncedExtensions += unsynced.filter { $0.end > $0.sizeBefore }.count
 
         var rollBack: [Piece] = []
+        // A kept write keeps the file long enough to hold it, wherever the growth came from:
+        // its own extension, or an unjournaled one before it (the open's posix_fallocate
+        // over LMDB's unwritten free pages, which writes then land in).
         var keptEnd = durableSize
         switch shape {
         case .rollbackAll:
             rollBack = unsynced.reversed().map { Piece(write: $0, start: $0.offset, end: $0.end) }
         case .orderedPrefix:
             let kept = unsynced.isEmpty ? 0 : Int.random(in: 0...unsynced.count, using: &random)
-            for write in unsynced[..<kept] where write.end > write.sizeBefore { keptEnd = max(keptEnd, write.end) }
+            for write in unsynced[..<kept] { keptEnd = max(keptEnd, write.end) }
             rollBack = unsynced[kept...].reversed().map { Piece(write: $0, start: $0.offset, end: $0.end) }
             if kept < unsynced.count { outcome.orderedCut = min(outcome.orderedCut, unsynced[kept].seq) }
         case .randomSubset:
             for write in unsynced {
                 if Bool.random(using: &random) {
                     rollBack.append(Piece(write: write, start: write.offset, end: write.end))
-                } else if write.end > write.sizeBefore {
+                } else {
                     keptEnd = max(keptEnd, write.end)
                 }
             }
@@ -138,7 +141,7 @@ enum PowerLoss {
                         outcome.sectorsRolledBack += 1
                     } else {
                         outcome.sectorsKept += 1
-                        if end > write.sizeBefore { keptEnd = max(keptEnd, end) }
+                        keptEnd = max(keptEnd, end)
                     }
                     start = end
                 }
